@@ -1,0 +1,158 @@
+"""The contract every channel adapter implements, and the message types that cross it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from aiohttp import web
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file a message carries; `url` points at where the bytes can be fetched."""
+
+    filename: str
+    content_type: str
+    size: int = 0
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who wrote, as the channel knows them. `external_id` is unique within the channel."""
+
+    external_id: str
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One customer message, normalized. The queue carries it; the router consumes it.
+
+    `external_id` is unique per channel (the provider's message id, or an idempotency key), so
+    a redelivered message is stored once. `thread_id` groups messages the provider already
+    groups (a chat id); `None` means "the sender's open conversation".
+    """
+
+    channel: str
+    external_id: str
+    sender: Sender
+    text: str
+    subject: str = ""
+    thread_id: str | None = None
+    html: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def order_key(self) -> str:
+        """Messages with the same key are processed in the order they were queued."""
+        return f"{self.channel}:{self.sender.external_id}"
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["received_at"] = self.received_at.isoformat()
+        data["metadata"] = dict(self.metadata)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Inbound:
+        data = json.loads(raw)
+        return cls(
+            channel=data["channel"],
+            external_id=data["external_id"],
+            sender=Sender(**data["sender"]),
+            text=data["text"],
+            subject=data.get("subject", ""),
+            thread_id=data.get("thread_id"),
+            html=data.get("html", ""),
+            attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+            metadata=data.get("metadata", {}),
+            received_at=datetime.fromisoformat(data["received_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A reply to deliver: what the agent or bot wrote, and where it goes on that channel."""
+
+    message_id: int
+    channel: str
+    recipient: Sender
+    text: str
+    subject: str = ""
+    thread_id: str | None = None
+    in_reply_to: str | None = None
+    author_name: str = ""
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What `send()` reports: the provider's id for the sent message, if it gives one."""
+
+    external_id: str = ""
+
+
+class DeliveryError(Exception):
+    """`send()` could not deliver. `permanent` failures are not retried."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class Rejected(Exception):
+    """An inbound request the channel refuses; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+Emit = Callable[[Inbound], Awaitable[None]]
+"""Durably queue one inbound message. Returns only once it is stored; raises if it is not."""
+
+
+@runtime_checkable
+class CursorStore(Protocol):
+    """Remembers a channel's small positions (IMAP UIDs, update offsets, idempotency keys)."""
+
+    async def get(self, channel: str, key: str) -> str | None: ...
+
+    async def set(self, channel: str, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HTTP route a channel serves, mounted by the inbox under `/channels/{type}/{name}/`."""
+
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Channel(Protocol):
+    """One configured channel. `start()` begins intake; it never touches a database or router."""
+
+    name: str
+    type: str
+
+    async def start(self, emit: Emit, cursors: CursorStore) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, message: Outbound) -> Delivery: ...
+
+    def routes(self) -> Sequence[Route]: ...
+
+    def status(self) -> Mapping[str, Any]: ...

@@ -1,0 +1,221 @@
+"""The web form channel: a contact form on the customer's site posts here (HTML form or JSON)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from pydantic import Field
+
+from channels.base import (
+    CursorStore,
+    Delivery,
+    DeliveryError,
+    Emit,
+    Inbound,
+    Outbound,
+    Rejected,
+    Route,
+    Sender,
+)
+from channels.config import ChannelConfig
+from channels.contacts import normalize_email, normalize_phone
+from channels.request_body import read_body
+
+FIELDS = ("name", "email", "phone", "subject", "message")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+class WebformConfig(ChannelConfig):
+    type: Literal["webform"] = "webform"
+    honeypot: str = "website"
+    """A field hidden from people; a submission that fills it is dropped as spam."""
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_message_chars: int = Field(default=20_000, ge=1)
+    allowed_origins: tuple[str, ...] = ()
+    """Origins allowed to post with JavaScript (CORS); `*` allows any."""
+    success_url: str | None = None
+    """Where a browser's plain HTML form post is redirected after it is queued."""
+    default_country: str = Field(default="98", pattern=r"^[1-9][0-9]{0,2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    name: str
+    email: str
+    phone: str
+    subject: str
+    message: str
+    extra: Mapping[str, str]
+
+
+def _clean(value: Any, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise Rejected(422, f"{field}: must be text")
+    value = _CONTROL.sub("", value).strip()
+    if len(value) > limit:
+        raise Rejected(422, f"{field}: longer than {limit} characters")
+    return value
+
+
+def parse_submission(fields: Mapping[str, Any], config: WebformConfig) -> Submission:
+    """Validate a submission's fields; raises `Rejected` naming the first bad field."""
+    message = _clean(fields.get("message", ""), "message", config.max_message_chars)
+    if not message:
+        raise Rejected(422, "message: required")
+    raw_email = _clean(fields.get("email", ""), "email", 320)
+    raw_phone = _clean(fields.get("phone", ""), "phone", 40)
+    email = normalize_email(raw_email) if raw_email else ""
+    if email is None:
+        raise Rejected(422, "email: not an email address")
+    phone = normalize_phone(raw_phone, default_country=config.default_country) if raw_phone else ""
+    if phone is None:
+        raise Rejected(422, "phone: not a phone number")
+    if not email and not phone:
+        raise Rejected(422, "email or phone: one is required so that we can answer")
+    extra = {
+        key: _clean(value, key, 1000)
+        for key, value in list(fields.items())[:50]
+        if key not in FIELDS and key != config.honeypot and isinstance(value, str)
+    }
+    return Submission(
+        name=_clean(fields.get("name", ""), "name", 200),
+        email=email,
+        phone=phone,
+        subject=_clean(fields.get("subject", ""), "subject", 500),
+        message=message,
+        extra=extra,
+    )
+
+
+def decode_fields(body: bytes, content_type: str, charset: str | None) -> dict[str, Any]:
+    """The submitted fields of a form-encoded or JSON body; raises `Rejected` if unreadable."""
+    try:
+        text = body.decode(charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        raise Rejected(400, f"body is not valid {charset or 'utf-8'} text") from None
+    if content_type == "application/json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise Rejected(400, "body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise Rejected(400, "body must be a JSON object")
+        return data
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(
+                text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=100
+            )
+        except ValueError:
+            raise Rejected(400, "body is not a valid form encoding") from None
+        return dict(pairs)
+    raise Rejected(415, "send application/x-www-form-urlencoded or application/json")
+
+
+class WebformChannel:
+    """Accepts submissions; replies go out by email, so this channel cannot send by itself."""
+
+    type = "webform"
+
+    def __init__(self, config: WebformConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self._emit: Emit | None = None
+        self._cursors: CursorStore | None = None
+
+    async def start(self, emit: Emit, cursors: CursorStore) -> None:
+        self._emit = emit
+        self._cursors = cursors
+
+    async def stop(self) -> None:
+        self._emit = None
+
+    async def send(self, message: Outbound) -> Delivery:
+        raise DeliveryError(
+            "web form replies are sent by email, and no email channel is configured",
+            permanent=True,
+        )
+
+    def status(self) -> Mapping[str, Any]:
+        return {"running": self._emit is not None}
+
+    def routes(self) -> Sequence[Route]:
+        return [Route("POST", "", self.handle_post), Route("OPTIONS", "", self.handle_preflight)]
+
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        allowed = self.config.allowed_origins
+        if origin and ("*" in allowed or origin in allowed):
+            return {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, Idempotency-Key",
+                "Vary": "Origin",
+            }
+        return {}
+
+    async def handle_preflight(self, request: web.Request) -> web.Response:
+        return web.Response(status=204, headers=self._cors(request))
+
+    async def handle_post(self, request: web.Request) -> web.StreamResponse:
+        headers = self._cors(request)
+        try:
+            return await self._accept(request, headers)
+        except Rejected as exc:
+            return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
+
+    async def _accept(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        if self._emit is None or self._cursors is None:
+            raise Rejected(503, "channel is not running")
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.match(key):
+            raise Rejected(400, "Idempotency-Key: 1 to 200 printable ASCII characters")
+        body = await read_body(request, self.config.max_body_bytes)
+        fields = decode_fields(body, request.content_type, request.charset)
+        if str(fields.get(self.config.honeypot, "")).strip():
+            return web.json_response(
+                {"id": str(uuid.uuid4()), "status": "queued"}, status=202, headers=headers
+            )
+        submission = parse_submission(fields, self.config)
+        digest = hashlib.sha256(body).hexdigest()
+        external_id = f"idem:{key}" if key else str(uuid.uuid4())
+        if key:
+            seen = await self._cursors.get(self.name, external_id)
+            if seen is not None:
+                if seen != digest:
+                    raise Rejected(422, "Idempotency-Key was already used with a different body")
+                return web.json_response(
+                    {"id": external_id, "status": "duplicate"}, status=200, headers=headers
+                )
+        await self._emit(self._inbound(submission, external_id))
+        if key:
+            await self._cursors.set(self.name, external_id, digest)
+        if self.config.success_url and request.content_type != "application/json":
+            raise web.HTTPSeeOther(self.config.success_url, headers=headers)
+        return web.json_response(
+            {"id": external_id, "status": "queued"}, status=202, headers=headers
+        )
+
+    def _inbound(self, submission: Submission, external_id: str) -> Inbound:
+        return Inbound(
+            channel=self.name,
+            external_id=external_id,
+            sender=Sender(
+                external_id=submission.email or submission.phone,
+                name=submission.name,
+                email=submission.email,
+                phone=submission.phone,
+            ),
+            text=submission.message,
+            subject=submission.subject,
+            metadata=dict(submission.extra),
+        )

@@ -1,0 +1,176 @@
+"""The `pishkhan` command: serve, migrate, agent add/token, faq (later), bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import runpy
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from inbox.accounts import AccountError, create_agent, create_api_token
+from inbox.config import Config, ConfigError, load_config
+from inbox.runtime import ROLES, Runtime, ensure_first_admin
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = Path(args.config)
+    if not path.exists() and args.config == DEFAULT_CONFIG:
+        return Config()
+    return load_config(path)
+
+
+async def _serve(config: Config, roles: Sequence[str]) -> None:
+    runtime = Runtime(config, roles=roles)
+    await runtime.start()
+    assert runtime.services is not None
+    first = await ensure_first_admin(runtime.services.sessions)
+    if first is not None:
+        print(
+            f"First start: created admin {first[0]} with password {first[1]}\n"
+            "Log in with it and change it; it is not shown again.",
+            flush=True,
+        )
+    if runtime.site_url:
+        print(f"Pishkhan is serving on {runtime.site_url} (roles: {', '.join(roles)})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+
+
+async def _migrate(config: Config) -> None:
+    engine = create_engine(config.storage)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _agent_add(config: Config, args: argparse.Namespace) -> None:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    else:
+        password, generated = secrets.token_urlsafe(12), True
+    engine = create_engine(config.storage)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine).begin() as session:
+            agent = await create_agent(
+                session,
+                email=args.email,
+                name=args.name or "",
+                password=password,
+                role=args.role,
+                capacity=args.capacity,
+            )
+    finally:
+        await engine.dispose()
+    print(f"Added {agent.role} {agent.email} (id {agent.id})")
+    if generated:
+        print(f"Password: {password}")
+
+
+async def _agent_token(config: Config, args: argparse.Namespace) -> None:
+    from sqlalchemy import select
+
+    from storage.models import Agent
+
+    engine = create_engine(config.storage)
+    try:
+        async with session_factory(engine).begin() as session:
+            agent_id = await session.scalar(select(Agent.id).where(Agent.email == args.email))
+            if agent_id is None:
+                raise AccountError(f"no agent with email {args.email}")
+            token = await create_api_token(session, agent_id, args.name)
+    finally:
+        await engine.dispose()
+    print(token)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pishkhan", description=__doc__)
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("PISHKHAN_CONFIG", DEFAULT_CONFIG),
+        help="path to config.yaml (default: ./config.yaml)",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run Pishkhan (migrates first)")
+    serve.add_argument(
+        "--role",
+        action="append",
+        choices=ROLES,
+        help="run only these parts (repeatable; default: all)",
+    )
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    commands.add_parser("migrate", help="apply database migrations")
+    agent = commands.add_parser("agent", help="manage agents").add_subparsers(
+        dest="agent_command", required=True
+    )
+    add = agent.add_parser("add", help="add an agent (password generated, or from stdin)")
+    add.add_argument("email")
+    add.add_argument("--name")
+    add.add_argument("--role", choices=("admin", "agent"), default="agent")
+    add.add_argument("--capacity", type=int, default=10)
+    add.add_argument("--password-stdin", action="store_true")
+    token = agent.add_parser("token", help="create an API bearer token for an agent")
+    token.add_argument("email")
+    token.add_argument("--name", default="cli")
+    commands.add_parser("bench", help="run the benchmarks and print a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = _config(args)
+        if args.command == "serve":
+            overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+            if overrides:
+                config = config.model_copy(
+                    update={"server": config.server.model_copy(update=overrides)}
+                )
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_serve(config, args.role or ROLES))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(config))
+            print("Database is up to date.")
+        elif args.command == "agent" and args.agent_command == "add":
+            asyncio.run(_agent_add(config, args))
+        elif args.command == "agent" and args.agent_command == "token":
+            asyncio.run(_agent_token(config, args))
+        elif args.command == "bench":
+            sys.path.insert(0, os.getcwd())
+            runpy.run_module("bench", run_name="__main__")
+    except ConfigError as exc:
+        print(f"config error in {args.config}:\n{exc}", file=sys.stderr)
+        return 2
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

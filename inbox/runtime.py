@@ -1,0 +1,206 @@
+"""The composition root: builds every part from the config, starts them bottom-up and stops them
+top-down (stop intake, drain, close channels, dispose the engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from channels.base import Channel, Emit, Inbound
+from channels.registry import build_channel
+from inbox.accounts import create_agent
+from inbox.app import create_app
+from inbox.config import Config
+from inbox.metrics import Metrics
+from inbox.realtime import Hub
+from inbox.services import Services
+from routing.actions import OUTBOUND_TOPIC, Actions
+from routing.events import Published
+from routing.outbound import Deliverer
+from routing.router import INBOUND_TOPIC, Router
+from storage.config import QueueConfig
+from storage.cursors import SqlCursorStore
+from storage.db import SessionFactory, create_engine, session_factory
+from storage.migrate import upgrade
+from storage.models import Agent
+from storage.queue import Handler, Item, Queue
+from storage.queue.sql import SqlQueue
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("web", "router", "poller")
+TICK_SECONDS = 5.0
+
+
+def build_queue(config: QueueConfig, sessions: SessionFactory) -> Queue:
+    if config.url == "sql":
+        return SqlQueue(sessions, config)
+    if config.url.startswith(("redis://", "rediss://", "unix://")):
+        from redis.asyncio import Redis
+        from storage.queue.redis import RedisQueue
+
+        return RedisQueue(Redis.from_url(config.url), config)
+    raise ValueError(f"queue.url: use 'sql' or a redis:// URL, not {config.url!r}")
+
+
+def make_emit(queue: Queue, metrics: Metrics) -> Emit:
+    async def emit(inbound: Inbound) -> None:
+        await queue.publish(INBOUND_TOPIC, inbound.order_key, inbound.to_json())
+        metrics.inbound.labels(inbound.channel).inc()
+
+    return emit
+
+
+def _measured(handler: Handler, metrics: Metrics) -> Handler:
+    async def measured(item: Item) -> None:
+        started = time.perf_counter()
+        try:
+            await handler(item)
+        except Exception:
+            metrics.routed.labels("failed").inc()
+            raise
+        metrics.routed.labels("ok").inc()
+        metrics.route_seconds.observe(time.perf_counter() - started)
+
+    return measured
+
+
+async def ensure_first_admin(sessions: SessionFactory) -> tuple[str, str] | None:
+    """On a database without agents, create an admin and return its login (shown once)."""
+    async with sessions.begin() as session:
+        if await session.scalar(select(func.count()).select_from(Agent)):
+            return None
+        password = secrets.token_urlsafe(12)
+        agent = await create_agent(
+            session, email="admin@pishkhan.local", name="Admin", password=password, role="admin"
+        )
+        return agent.email, password
+
+
+@dataclass
+class Runtime:
+    config: Config
+    roles: Collection[str] = ROLES
+    migrate: bool = True
+    engine: AsyncEngine | None = None
+    services: Services | None = None
+    router: Router | None = None
+    site_url: str = ""
+    _runner: web.AppRunner | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _listeners: list[Callable[[Sequence[Published]], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        config = self.config
+        self.engine = create_engine(config.storage)
+        if self.migrate:
+            await upgrade(self.engine)
+        sessions = session_factory(self.engine)
+        queue = build_queue(config.queue, sessions)
+        await queue.start()
+        hub, metrics = Hub(), Metrics()
+        self._listeners.append(hub.publish)
+        channels: dict[str, Channel] = {
+            c.name: build_channel(c) for c in config.channels if c.enabled
+        }
+        self.router = Router(
+            sessions,
+            config.routing,
+            notify=self._notify,
+            channel_teams={c.name: c.team for c in config.channels},
+        )
+        await self.router.start()
+        actions = Actions(sessions, queue, self._notify)
+        deliverer = Deliverer(
+            sessions, channels, self._notify, max_attempts=config.queue.max_attempts
+        )
+        emit = make_emit(queue, metrics)
+        cursors = SqlCursorStore(sessions)
+        for channel in channels.values():
+            await channel.start(emit, cursors)
+        self.services = Services(
+            config=config,
+            sessions=sessions,
+            queue=queue,
+            actions=actions,
+            hub=hub,
+            channels=channels,
+            metrics=metrics,
+        )
+        if "router" in self.roles:
+            self._spawn(
+                queue.consume(
+                    INBOUND_TOPIC, _measured(self.router.handle, metrics), stopping=self._stopping
+                ),
+                "router-consumer",
+            )
+            self._spawn(
+                queue.consume(OUTBOUND_TOPIC, deliverer.handle, stopping=self._stopping),
+                "outbound-consumer",
+            )
+            self._spawn(self._tick_forever(), "router-tick")
+        if "web" in self.roles:
+            self._runner = web.AppRunner(
+                create_app(self.services), access_log=None, shutdown_timeout=5.0
+            )
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, config.server.host, config.server.port)
+            await site.start()
+            sockets = site._server.sockets if site._server else []
+            port = sockets[0].getsockname()[1] if sockets else config.server.port
+            self.site_url = f"http://{config.server.host}:{port}"
+
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+        self._tasks.append(asyncio.ensure_future(coroutine))
+        self._tasks[-1].set_name(name)
+
+    async def _notify(self, events: Sequence[Published]) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(events)
+            except Exception:
+                logger.exception("an event listener failed; events are still in the log")
+
+    async def _tick_forever(self) -> None:
+        assert self.router is not None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), TICK_SECONDS)
+            if self._stopping.is_set():
+                break
+            try:
+                await self.router.tick()
+            except Exception:
+                logger.exception("router upkeep failed; trying again in %s s", TICK_SECONDS)
+
+    async def stop(self) -> None:
+        """Stop intake, let consumers finish what they hold, close channels, dispose the engine.
+        Safe to call twice."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+        if self.services is not None:
+            for channel in self.services.channels.values():
+                await channel.stop()
+            await self.services.queue.stop()
+            self.services = None
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = None

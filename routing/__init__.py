@@ -1,0 +1,1 @@
+"""The router: dedupe, identity, conversation, assignment — one transaction per message."""

@@ -1,0 +1,123 @@
+"""Recording changes in the append-only event log, and handing them to realtime after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Conversation, Event, Message, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """An event as realtime subscribers receive it; `team_id` and `assignee_id` say who sees it."""
+
+    id: int
+    type: str
+    conversation_id: int | None
+    team_id: int | None
+    assignee_id: int | None
+    data: dict[str, Any]
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "conversation_id": self.conversation_id,
+            "team_id": self.team_id,
+            "assignee_id": self.assignee_id,
+            "data": self.data,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+Notify = Callable[[Sequence[Published]], Awaitable[None]]
+"""Hands committed events to realtime delivery. Called only after the transaction commits."""
+
+
+async def ignore(_events: Sequence[Published]) -> None:
+    return None
+
+
+def conversation_summary(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "customer_id": conversation.customer_id,
+        "channel": conversation.channel,
+        "subject": conversation.subject,
+        "status": conversation.status,
+        "priority": conversation.priority,
+        "assignee_id": conversation.assignee_id,
+        "team_id": conversation.team_id,
+        "last_activity_at": conversation.last_activity_at.isoformat(),
+        "waiting_since": conversation.waiting_since.isoformat()
+        if conversation.waiting_since
+        else None,
+    }
+
+
+def message_summary(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "author_kind": message.author_kind,
+        "author_agent_id": message.author_agent_id,
+        "private": message.private,
+        "subject": message.subject,
+        "text": message.text,
+        "delivery_status": message.delivery_status,
+        "delivery_error": message.delivery_error,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+@dataclass
+class EventLog:
+    """Collects the events of one unit of work; rows are written with it, published after it."""
+
+    session: AsyncSession
+    _pending: list[tuple[Event, Conversation | None]] = field(default_factory=list)
+
+    def add(
+        self,
+        type_: str,
+        conversation: Conversation | None,
+        data: dict[str, Any],
+        *,
+        actor_agent_id: int | None = None,
+        customer_id: int | None = None,
+    ) -> None:
+        event = Event(
+            type=type_,
+            conversation_id=conversation.id if conversation else None,
+            customer_id=conversation.customer_id if conversation else customer_id,
+            actor_agent_id=actor_agent_id,
+            data=data,
+            created_at=utcnow(),
+        )
+        self.session.add(event)
+        self._pending.append((event, conversation))
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    def published(self) -> list[Published]:
+        """Call after commit: the events with their ids, in the order they happened."""
+        return [
+            Published(
+                id=event.id,
+                type=event.type,
+                conversation_id=event.conversation_id,
+                team_id=conversation.team_id if conversation else None,
+                assignee_id=conversation.assignee_id if conversation else None,
+                data=event.data,
+                created_at=event.created_at,
+            )
+            for event, conversation in self._pending
+        ]

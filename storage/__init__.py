@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy models, the database engine, migrations and the unified queue."""

@@ -1,0 +1,267 @@
+"""The embedded queue: a table in the application's own database (SQLite or PostgreSQL).
+
+Only the oldest unfinished entry of each key can be claimed, so one sender's messages are handled
+in order even with several consumers; a claim is a lease, so a dead consumer's entries come back.
+Concurrent publishes are written in one transaction (group commit) and each returns once stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from storage.config import QueueConfig
+from storage.db import SessionFactory
+from storage.models import DeadLetter, QueueEntry
+from storage.queue.base import DeadItem, Handler, Item, QueueStats, backoff_seconds
+
+logger = logging.getLogger(__name__)
+
+_Pending = tuple[str, str, bytes, "asyncio.Future[str]"]
+
+
+class SqlQueue:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        config: QueueConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 0.5,
+        concurrency: int = 8,
+    ) -> None:
+        self._sessions = sessions
+        self._config = config
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._concurrency = concurrency
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    async def publish(self, topic: str, key: str, payload: bytes) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((topic, key, payload, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="sql-queue-flush")
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            rows = [
+                {"topic": t, "key": k, "payload": p, "available_at": 0.0, "claimed_until": 0.0}
+                for t, k, p, _ in batch
+            ]
+            try:
+                async with self._sessions.begin() as session:
+                    result = await session.execute(
+                        insert(QueueEntry).returning(QueueEntry.id, sort_by_parameter_order=True),
+                        rows,
+                    )
+                    ids = [str(row_id) for row_id in result.scalars()]
+            except Exception as exc:  # every waiting publisher hears of it
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), entry_id in zip(batch, ids, strict=True):
+                if not future.done():
+                    future.set_result(entry_id)
+            self._wakeup.set()
+
+    async def _claim(self, topic: str, limit: int) -> list[Item]:
+        now = self._clock()
+        earlier = aliased(QueueEntry)
+        blocked = (
+            select(earlier.id)
+            .where(
+                earlier.topic == QueueEntry.topic,
+                earlier.key == QueueEntry.key,
+                earlier.id < QueueEntry.id,
+            )
+            .exists()
+        )
+        async with self._sessions.begin() as session:
+            heads = (
+                (
+                    await session.execute(
+                        select(QueueEntry.id)
+                        .where(
+                            QueueEntry.topic == topic,
+                            QueueEntry.available_at <= now,
+                            QueueEntry.claimed_until <= now,
+                            ~blocked,
+                        )
+                        .order_by(QueueEntry.id)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not heads:
+                return []
+            claimed = await session.execute(
+                update(QueueEntry)
+                .where(QueueEntry.id.in_(heads), QueueEntry.claimed_until <= now)
+                .values(claimed_until=now + self._config.lease_seconds)
+                .returning(QueueEntry.id, QueueEntry.key, QueueEntry.payload, QueueEntry.attempts)
+            )
+            items = [
+                Item(
+                    id=str(row.id),
+                    topic=topic,
+                    key=row.key,
+                    payload=row.payload,
+                    attempts=row.attempts,
+                )
+                for row in claimed
+            ]
+        items.sort(key=lambda item: int(item.id))
+        return items
+
+    async def _process(self, items: list[Item], handler: Handler) -> None:
+        limit = asyncio.Semaphore(self._concurrency)
+        failures: dict[str, str] = {}
+
+        async def one(item: Item) -> None:
+            async with limit:
+                try:
+                    await handler(item)
+                except Exception as exc:
+                    logger.exception("queue item %s (key %s) failed", item.id, item.key)
+                    failures[item.id] = f"{type(exc).__name__}: {exc}"
+
+        await asyncio.gather(*(one(item) for item in items))
+        done = [int(item.id) for item in items if item.id not in failures]
+        async with self._sessions.begin() as session:
+            if done:
+                await session.execute(delete(QueueEntry).where(QueueEntry.id.in_(done)))
+            for item in items:
+                if item.id in failures:
+                    await self._fail(session, item, failures[item.id])
+
+    async def _fail(self, session: AsyncSession, item: Item, error: str) -> None:
+        attempts = item.attempts + 1
+        if attempts >= self._config.max_attempts:
+            session.add(
+                DeadLetter(
+                    topic=item.topic,
+                    key=item.key,
+                    payload=item.payload,
+                    error=error,
+                    attempts=attempts,
+                )
+            )
+            await session.execute(delete(QueueEntry).where(QueueEntry.id == int(item.id)))
+            logger.error("queue item %s dead-lettered after %d attempts", item.id, attempts)
+            return
+        await session.execute(
+            update(QueueEntry)
+            .where(QueueEntry.id == int(item.id))
+            .values(
+                attempts=attempts,
+                last_error=error,
+                claimed_until=0.0,
+                available_at=self._clock() + backoff_seconds(attempts),
+            )
+        )
+
+    async def drain(self, topic: str, handler: Handler) -> int:
+        handled = 0
+        while items := await self._claim(topic, self._config.batch_size):
+            await self._process(items, handler)
+            handled += len(items)
+        return handled
+
+    async def consume(self, topic: str, handler: Handler, *, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            self._wakeup.clear()
+            try:
+                items = await self._claim(topic, self._config.batch_size)
+            except Exception:
+                logger.exception("claiming from queue %s failed; retrying", topic)
+                items = []
+                await asyncio.sleep(self._poll_interval)
+            if items:
+                await self._process(items, handler)
+                continue
+            waiters = [
+                asyncio.create_task(self._wakeup.wait(), name="sql-queue-wakeup"),
+                asyncio.create_task(stopping.wait(), name="sql-queue-stopping"),
+            ]
+            await asyncio.wait(
+                waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def stats(self, topic: str) -> QueueStats:
+        now = self._clock()
+        async with self._sessions() as session:
+            depth = await session.scalar(
+                select(func.count()).select_from(QueueEntry).where(QueueEntry.topic == topic)
+            )
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(QueueEntry)
+                .where(QueueEntry.topic == topic, QueueEntry.claimed_until > now)
+            )
+            dead = await session.scalar(
+                select(func.count()).select_from(DeadLetter).where(DeadLetter.topic == topic)
+            )
+        return QueueStats(depth=depth or 0, pending=pending or 0, dead=dead or 0)
+
+    async def dead_letters(self, topic: str, *, limit: int = 100) -> list[DeadItem]:
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(DeadLetter)
+                    .where(DeadLetter.topic == topic)
+                    .order_by(DeadLetter.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            DeadItem(
+                id=str(r.id),
+                topic=r.topic,
+                key=r.key,
+                payload=r.payload,
+                error=r.error,
+                attempts=r.attempts,
+            )
+            for r in rows
+        ]
+
+    async def requeue_dead(self, topic: str, dead_id: str) -> bool:
+        async with self._sessions.begin() as session:
+            dead = await session.get(DeadLetter, int(dead_id))
+            if dead is None or dead.topic != topic:
+                return False
+            session.add(
+                QueueEntry(
+                    topic=topic,
+                    key=dead.key,
+                    payload=dead.payload,
+                    available_at=0.0,
+                    claimed_until=0.0,
+                )
+            )
+            await session.delete(dead)
+        self._wakeup.set()
+        return True
