@@ -60,10 +60,10 @@ class Submission:
 def _clean(value: Any, field: str, limit: int) -> str:
     if not isinstance(value, str):
         raise Rejected(422, f"{field}: must be text")
-    value = _CONTROL.sub("", value).strip()
-    if len(value) > limit:
+    cleaned = _CONTROL.sub("", value).strip()
+    if len(cleaned) > limit:
         raise Rejected(422, f"{field}: longer than {limit} characters")
-    return value
+    return cleaned
 
 
 def parse_submission(fields: Mapping[str, Any], config: WebformConfig) -> Submission:

@@ -103,7 +103,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 async def _close_websockets(app: web.Application) -> None:
     await app[SERVICES].hub.close()
-    for ws in list(app[WEBSOCKETS]):
+    open_sockets = app[WEBSOCKETS]
+    for ws in list(open_sockets):
         await ws.close(code=1001, message=b"server shutting down")
 
 
@@ -113,7 +114,7 @@ def create_app(services: Services) -> web.Application:
         client_max_size=services.config.server.max_body_bytes,
     )
     app[SERVICES] = services
-    app[WEBSOCKETS] = set()
+    app[WEBSOCKETS] = set[web.WebSocketResponse]()
     app.on_shutdown.append(_close_websockets)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

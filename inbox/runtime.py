@@ -48,7 +48,8 @@ def build_queue(config: QueueConfig, sessions: SessionFactory) -> Queue:
         from redis.asyncio import Redis
         from storage.queue.redis import RedisQueue
 
-        return RedisQueue(Redis.from_url(config.url), config)
+        queue: Queue = RedisQueue(Redis.from_url(config.url), config)
+        return queue
     raise ValueError(f"queue.url: use 'sql' or a redis:// URL, not {config.url!r}")
 
 
@@ -156,8 +157,8 @@ class Runtime:
             await self._runner.setup()
             site = web.TCPSite(self._runner, config.server.host, config.server.port)
             await site.start()
-            sockets = site._server.sockets if site._server else []
-            port = sockets[0].getsockname()[1] if sockets else config.server.port
+            addresses = self._runner.addresses
+            port = addresses[0][1] if addresses else config.server.port
             self.site_url = f"http://{config.server.host}:{port}"
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:

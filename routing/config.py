@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 _SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_IRAN_WEEK: dict[Weekday, tuple[str, ...]] = {
+    "sat": ("09:00-17:00",),
+    "sun": ("09:00-17:00",),
+    "mon": ("09:00-17:00",),
+    "tue": ("09:00-17:00",),
+    "wed": ("09:00-17:00",),
+}
 
 
 class _Frozen(BaseModel):
@@ -36,9 +43,7 @@ class RuleConfig(_Frozen):
 
 class BusinessHoursConfig(_Frozen):
     timezone: str = "Asia/Tehran"
-    week: dict[Weekday, tuple[str, ...]] = Field(
-        default_factory=lambda: {d: ("09:00-17:00",) for d in ("sat", "sun", "mon", "tue", "wed")}
-    )
+    week: dict[Weekday, tuple[str, ...]] = Field(default_factory=lambda: dict(_IRAN_WEEK))
     """Opening spans per weekday (`HH:MM-HH:MM`); days not listed are closed."""
 
     @field_validator("timezone")

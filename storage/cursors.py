@@ -26,7 +26,7 @@ class SqlCursorStore:
 
     async def set(self, channel: str, key: str, value: str) -> None:
         async with self._sessions.begin() as session:
-            dialect = session.bind.dialect.name
+            dialect = session.get_bind().dialect.name
             insert = sqlite_insert if dialect == "sqlite" else pg_insert
             statement = insert(ChannelCursor).values(
                 channel=channel, key=key, value=value, updated_at=utcnow()

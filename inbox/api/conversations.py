@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVarTuple
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -19,6 +19,7 @@ from routing.events import conversation_summary, message_summary
 from routing.history import customer_profile
 from storage.models import Agent, Conversation, Customer, Event, Message
 
+Ts = TypeVarTuple("Ts")
 STATUS_FILTERS = ("open", "pending", "snoozed", "resolved", "bot")
 
 
@@ -47,7 +48,7 @@ class LabelsBody(BaseModel):
     remove: list[str] = Field(default_factory=list, max_length=50)
 
 
-def visible(query: Select[Any], who: Principal) -> Select[Any]:
+def visible(query: Select[*Ts], who: Principal) -> Select[*Ts]:
     if who.is_admin:
         return query
     return query.where(

@@ -15,7 +15,7 @@ from inbox.services import SERVICES
 from routing.events import Published
 from storage.models import Conversation, Event
 
-WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
+WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")
 REPLAY_LIMIT = 1000
 
 
