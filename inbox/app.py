@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from inbox.api import admin, auth, conversations, events
-from inbox.api.base import ApiRoute, guard
+from inbox.api.base import ApiRoute, guard, json_response
 from inbox.api.events import WEBSOCKETS
 from inbox.api.openapi import openapi_handler
 from inbox.services import SERVICES, Services
@@ -33,12 +33,12 @@ async def json_errors(request: web.Request, handler: _Handler) -> web.StreamResp
     except web.HTTPException as exc:
         if not machine or exc.status < 400:
             raise
-        response = web.json_response({"error": exc.reason}, status=exc.status)
+        response = json_response({"error": exc.reason}, status=exc.status)
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         if not machine:
             raise
-        response = web.json_response({"error": "internal error"}, status=500)
+        response = json_response({"error": "internal error"}, status=500)
     if request.path.startswith("/channels/") and response.status >= 400:
         parts = request.path.split("/")
         channel = parts[3] if len(parts) > 3 else "?"
@@ -81,7 +81,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     except Exception as exc:
         checks["queue"] = f"error: {type(exc).__name__}"
     healthy = all(value == "ok" for value in checks.values())
-    return web.json_response(
+    return json_response(
         {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
     )
 

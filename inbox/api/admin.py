@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from inbox.accounts import AccountError, create_agent
-from inbox.api.base import ApiError, ApiRoute, int_param, principal, read_json
+from inbox.api.base import ApiError, ApiRoute, int_param, json_response, principal, read_json
 from inbox.services import SERVICES
 from routing.router import INBOUND_TOPIC
 from storage.models import Agent, Conversation, Team, TeamMember
@@ -44,11 +44,9 @@ async def list_agents(request: web.Request) -> web.StreamResponse:
                     .where(Conversation.status == "open")
                     .group_by(Conversation.assignee_id)
                 )
-            )
-            
-            .all()
+            ).all()
         )
-    return web.json_response(
+    return json_response(
         {
             "agents": [
                 {
@@ -81,7 +79,7 @@ async def add_agent(request: web.Request) -> web.StreamResponse:
             )
     except AccountError as exc:
         raise ApiError(422, str(exc)) from None
-    return web.json_response(
+    return json_response(
         {"id": agent.id, "email": agent.email, "name": agent.name, "role": agent.role}, status=201
     )
 
@@ -98,7 +96,7 @@ async def update_agent(request: web.Request) -> web.StreamResponse:
         role=body.role,
         actor_agent_id=principal(request).id,
     )
-    return web.json_response(
+    return json_response(
         {"id": agent.id, "capacity": agent.capacity, "active": agent.active, "role": agent.role}
     )
 
@@ -107,7 +105,7 @@ async def list_teams(request: web.Request) -> web.StreamResponse:
     async with request.app[SERVICES].sessions() as session:
         teams = (await session.scalars(select(Team).order_by(Team.name))).all()
         members = (await session.execute(select(TeamMember))).scalars().all()
-    return web.json_response(
+    return json_response(
         {
             "teams": [
                 {
@@ -124,7 +122,7 @@ async def list_teams(request: web.Request) -> web.StreamResponse:
 
 async def list_channels(request: web.Request) -> web.StreamResponse:
     channels = request.app[SERVICES].channels
-    return web.json_response(
+    return json_response(
         {
             "channels": [
                 {"name": name, "type": channel.type, **channel.status()}
@@ -146,7 +144,7 @@ async def dead_letters(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     items = await services.queue.dead_letters(topic)
     stats = await services.queue.stats(topic)
-    return web.json_response(
+    return json_response(
         {
             "topic": topic,
             "depth": stats.depth,
@@ -177,7 +175,7 @@ async def retry_dead_letter(request: web.Request) -> web.StreamResponse:
     dead_id = request.match_info["dead_id"]
     if not await request.app[SERVICES].queue.requeue_dead(topic, dead_id):
         raise ApiError(404, f"not found: dead letter {dead_id}")
-    return web.json_response({"requeued": dead_id})
+    return json_response({"requeued": dead_id})
 
 
 ROUTES = [

@@ -13,6 +13,7 @@ from inbox.api.base import (
     SESSION_COOKIE,
     ApiRoute,
     error,
+    json_response,
     principal,
     read_json,
 )
@@ -51,7 +52,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             session, agent, lifetime=timedelta(hours=server.session_hours)
         )
     services.login_limiter.succeeded(client, body.email)
-    response = web.json_response(
+    response = json_response(
         {
             "agent": {"id": agent.id, "email": agent.email, "name": agent.name, "role": agent.role},
             "csrf_token": csrf,
@@ -75,14 +76,14 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if cookie:
         async with services.sessions.begin() as session:
             await close_session(session, cookie)
-    response = web.json_response({"ok": True})
+    response = json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
 
 async def me(request: web.Request) -> web.StreamResponse:
     who = principal(request)
-    return web.json_response(
+    return json_response(
         {
             "id": who.id,
             "email": who.email,
@@ -97,14 +98,14 @@ async def me(request: web.Request) -> web.StreamResponse:
 async def set_presence(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, PresenceBody)
     await request.app[SERVICES].actions.set_presence(principal(request).id, body.presence)
-    return web.json_response({"presence": body.presence})
+    return json_response({"presence": body.presence})
 
 
 async def new_token(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, TokenBody)
     async with request.app[SERVICES].sessions.begin() as session:
         token = await create_api_token(session, principal(request).id, body.name)
-    return web.json_response({"token": token, "name": body.name}, status=201)
+    return json_response({"token": token, "name": body.name}, status=201)
 
 
 ROUTES = [

@@ -49,8 +49,19 @@ class ApiError(Exception):
         self.message = message
 
 
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """JSON with Persian (and every other script) left readable rather than \\u-escaped."""
+    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
 def error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+    return json_response({"error": message, **extra}, status=status)
 
 
 async def authenticate(request: web.Request) -> Principal | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypeVarTuple
+from typing import Literal, TypeVarTuple
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.accounts import Principal
-from inbox.api.base import ApiError, ApiRoute, int_param, principal, read_json
+from inbox.api.base import ApiError, ApiRoute, int_param, json_response, principal, read_json
 from inbox.realtime import can_see
 from inbox.services import SERVICES
 from routing.actions import conversation_labels
@@ -128,9 +128,7 @@ async def list_conversations(request: web.Request) -> web.StreamResponse:
                     await session.execute(
                         select(Message.conversation_id, Message.text).where(Message.id.in_(last))
                     )
-                )
-                
-                .all()
+                ).all()
             )
     items = [
         {
@@ -144,7 +142,7 @@ async def list_conversations(request: web.Request) -> web.StreamResponse:
     if len(rows) == limit:
         tail = rows[-1][0]
         cursor = f"{tail.last_activity_at.isoformat()}|{tail.id}"
-    return web.json_response({"conversations": items, "next_before": cursor})
+    return json_response({"conversations": items, "next_before": cursor})
 
 
 async def get_conversation(request: web.Request) -> web.StreamResponse:
@@ -164,7 +162,7 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
         )
         customer = await customer_profile(session, conversation.customer_id)
         labels = await conversation_labels(session, conversation.id)
-    return web.json_response(
+    return json_response(
         {
             **conversation_summary(conversation),
             "thread_id": conversation.thread_id,
@@ -201,7 +199,7 @@ async def conversation_events(request: web.Request) -> web.StreamResponse:
                 select(Event).where(Event.conversation_id == conversation_id).order_by(Event.id)
             )
         ).all()
-    return web.json_response(
+    return json_response(
         {
             "events": [
                 {
@@ -229,7 +227,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     message = await request.app[SERVICES].actions.reply(
         conversation_id, principal(request).id, body.text, private=body.private
     )
-    return web.json_response(message_summary(message), status=201)
+    return json_response(message_summary(message), status=201)
 
 
 async def assign(request: web.Request) -> web.StreamResponse:
@@ -243,7 +241,7 @@ async def assign(request: web.Request) -> web.StreamResponse:
         team_id=body.team_id,
         set_team=body.set_team,
     )
-    return web.json_response(conversation_summary(conversation))
+    return json_response(conversation_summary(conversation))
 
 
 async def set_status(request: web.Request) -> web.StreamResponse:
@@ -256,7 +254,7 @@ async def set_status(request: web.Request) -> web.StreamResponse:
         actor_agent_id=principal(request).id,
         snoozed_until=body.snoozed_until,
     )
-    return web.json_response(conversation_summary(conversation))
+    return json_response(conversation_summary(conversation))
 
 
 async def set_labels(request: web.Request) -> web.StreamResponse:
@@ -272,7 +270,7 @@ async def set_labels(request: web.Request) -> web.StreamResponse:
         remove=[n.strip() for n in body.remove],
         actor_agent_id=principal(request).id,
     )
-    return web.json_response({"labels": labels})
+    return json_response({"labels": labels})
 
 
 async def retry_message(request: web.Request) -> web.StreamResponse:
@@ -283,7 +281,7 @@ async def retry_message(request: web.Request) -> web.StreamResponse:
             raise ApiError(404, f"not found: message {message_id}")
         await load_visible(session, principal(request), message.conversation_id)
     retried = await request.app[SERVICES].actions.retry_delivery(message_id, principal(request).id)
-    return web.json_response(message_summary(retried))
+    return json_response(message_summary(retried))
 
 
 async def get_customer(request: web.Request) -> web.StreamResponse:
@@ -292,7 +290,7 @@ async def get_customer(request: web.Request) -> web.StreamResponse:
         profile = await customer_profile(session, customer_id)
     if profile is None:
         raise ApiError(404, f"not found: customer {customer_id}")
-    return web.json_response(profile)
+    return json_response(profile)
 
 
 ROUTES = [

@@ -47,18 +47,14 @@ async def events(request: web.Request) -> web.StreamResponse:
         if since_raw is not None:
             async with services.sessions() as session:
                 rows = (
-                    (
-                        await session.execute(
-                            select(Event, Conversation.team_id, Conversation.assignee_id)
-                            .outerjoin(Conversation, Conversation.id == Event.conversation_id)
-                            .where(Event.id > int(since_raw))
-                            .order_by(Event.id)
-                            .limit(REPLAY_LIMIT)
-                        )
+                    await session.execute(
+                        select(Event, Conversation.team_id, Conversation.assignee_id)
+                        .outerjoin(Conversation, Conversation.id == Event.conversation_id)
+                        .where(Event.id > int(since_raw))
+                        .order_by(Event.id)
+                        .limit(REPLAY_LIMIT)
                     )
-                    
-                    .all()
-                )
+                ).all()
             for event, team_id, assignee_id in rows:
                 if can_see(principal, team_id, assignee_id):
                     published = Published(

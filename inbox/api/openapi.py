@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox.api.base import CSRF_HEADER, SESSION_COOKIE, ApiRoute
+from inbox.api.base import CSRF_HEADER, SESSION_COOKIE, ApiRoute, json_response
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -78,6 +78,6 @@ def openapi_handler(routes: Sequence[ApiRoute]) -> Any:
     spec = build_spec(routes)
 
     async def openapi(_request: web.Request) -> web.StreamResponse:
-        return web.json_response(spec)
+        return json_response(spec)
 
     return openapi
