@@ -34,6 +34,7 @@ from storage.migrate import upgrade
 from storage.models import Agent
 from storage.queue import Handler, Item, Queue
 from storage.queue.sql import SqlQueue
+from storage.work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Runtime:
     engine: AsyncEngine | None = None
     services: Services | None = None
     router: Router | None = None
+    work: UnitOfWork | None = None
     site_url: str = ""
     _runner: web.AppRunner | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -114,16 +116,22 @@ class Runtime:
         channels: dict[str, Channel] = {
             c.name: build_channel(c) for c in config.channels if c.enabled
         }
+        self.work = UnitOfWork(self.engine, sessions)
         self.router = Router(
             sessions,
             config.routing,
+            work=self.work,
             notify=self._notify,
             channel_teams={c.name: c.team for c in config.channels},
         )
         await self.router.start()
-        actions = Actions(sessions, queue, self._notify)
+        actions = Actions(sessions, queue, self._notify, work=self.work)
         deliverer = Deliverer(
-            sessions, channels, self._notify, max_attempts=config.queue.max_attempts
+            sessions,
+            channels,
+            self._notify,
+            max_attempts=config.queue.max_attempts,
+            work=self.work,
         )
         emit = make_emit(queue, metrics)
         cursors = SqlCursorStore(sessions)
@@ -202,6 +210,11 @@ class Runtime:
                 await channel.stop()
             await self.services.queue.stop()
             self.services = None
+        if self.router is not None:
+            await self.router.stop()
+        if self.work is not None:
+            await self.work.close()
+            self.work = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None

@@ -7,30 +7,60 @@ import dataclasses
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from routing.assignment import Candidate, Decision, choose_agent
 from routing.events import EventLog, conversation_summary
-from storage.models import Agent, Conversation, Customer, TeamMember, utcnow
+from storage.models import Agent, Conversation, Customer, TeamMember
 
 
-async def load_candidates(session: AsyncSession) -> list[Candidate]:
-    agents = (await session.scalars(select(Agent).where(Agent.active))).all()
-    counts = dict(
-        (
-            await session.execute(
-                select(Conversation.assignee_id, func.count())
-                .where(Conversation.status == "open", Conversation.assignee_id.is_not(None))
-                .group_by(Conversation.assignee_id)
-            )
+class Roster:
+    """The agents with their load, read once per unit of work and kept current as it assigns."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._candidates: dict[int, Candidate] | None = None
+
+    @property
+    def candidates(self) -> dict[int, Candidate]:
+        if self._candidates is None:
+            self._candidates = {c.id: c for c in load_candidates(self._session)}
+        return self._candidates
+
+    def choose(self, conversation: Conversation, owner_id: int | None) -> Decision:
+        return choose_agent(
+            current_assignee=conversation.assignee_id,
+            owner_id=owner_id,
+            team_id=conversation.team_id,
+            candidates=list(self.candidates.values()),
         )
-        
-        .all()
-    )
+
+    def moved(self, previous: int | None, new: int | None, now: datetime) -> None:
+        """One open conversation moved from `previous` to `new` (either may be nobody)."""
+        if self._candidates is None:
+            return
+        if previous is not None and (left := self._candidates.get(previous)):
+            self._candidates[previous] = dataclasses.replace(
+                left, open_count=max(0, left.open_count - 1)
+            )
+        if new is not None and (took := self._candidates.get(new)):
+            self._candidates[new] = dataclasses.replace(
+                took, open_count=took.open_count + 1, last_assigned_at=now
+            )
+
+
+def load_candidates(session: Session) -> list[Candidate]:
+    agents = session.scalars(select(Agent).where(Agent.active)).all()
+    counts: dict[int | None, int] = {
+        assignee: count
+        for assignee, count in session.execute(
+            select(Conversation.assignee_id, func.count())
+            .where(Conversation.status == "open", Conversation.assignee_id.is_not(None))
+            .group_by(Conversation.assignee_id)
+        )
+    }
     teams: dict[int, set[int]] = {}
-    for team_id, agent_id in (
-        await session.execute(select(TeamMember.team_id, TeamMember.agent_id))
-    ):
+    for team_id, agent_id in session.execute(select(TeamMember.team_id, TeamMember.agent_id)):
         teams.setdefault(agent_id, set()).add(team_id)
     return [
         Candidate(
@@ -46,25 +76,26 @@ async def load_candidates(session: AsyncSession) -> list[Candidate]:
     ]
 
 
-async def set_assignee(
-    session: AsyncSession,
+def set_assignee(
+    session: Session,
     conversation: Conversation,
     agent_id: int | None,
     log: EventLog,
     *,
     reason: str,
+    now: datetime,
     actor_agent_id: int | None = None,
-    now: datetime | None = None,
+    roster: Roster | None = None,
 ) -> bool:
     """Record a change of assignee (and nothing when it is the same one)."""
     previous = conversation.assignee_id
     if previous == agent_id:
         return False
     conversation.assignee_id = agent_id
-    if agent_id is not None:
-        agent = await session.get(Agent, agent_id)
-        if agent is not None:
-            agent.last_assigned_at = now or utcnow()
+    if agent_id is not None and (agent := session.get(Agent, agent_id)) is not None:
+        agent.last_assigned_at = now
+    if roster is not None and conversation.status == "open":
+        roster.moved(previous, agent_id, now)
     log.add(
         "conversation.assigned" if agent_id is not None else "conversation.unassigned",
         conversation,
@@ -79,82 +110,79 @@ async def set_assignee(
     return True
 
 
-async def assign(
-    session: AsyncSession, conversation: Conversation, log: EventLog, *, now: datetime
+def assign(
+    session: Session,
+    conversation: Conversation,
+    log: EventLog,
+    *,
+    now: datetime,
+    owner_id: int | None,
+    roster: Roster,
 ) -> Decision:
     """Run the policy for one conversation and record the outcome."""
-    customer = await session.get(Customer, conversation.customer_id)
-    decision = choose_agent(
-        current_assignee=conversation.assignee_id,
-        owner_id=customer.owner_id if customer else None,
-        team_id=conversation.team_id,
-        candidates=await load_candidates(session),
-    )
+    decision = roster.choose(conversation, owner_id)
     if decision.agent_id is not None or conversation.assignee_id is not None:
-        await set_assignee(
-            session, conversation, decision.agent_id, log, reason=decision.reason, now=now
+        set_assignee(
+            session,
+            conversation,
+            decision.agent_id,
+            log,
+            reason=decision.reason,
+            now=now,
+            roster=roster,
         )
     return decision
 
 
-async def assign_waiting(
-    session: AsyncSession, log: EventLog, *, now: datetime, limit: int = 200
+def assign_waiting(
+    session: Session,
+    log: EventLog,
+    *,
+    now: datetime,
+    roster: Roster | None = None,
+    limit: int = 200,
 ) -> int:
     """Give waiting unassigned conversations, longest-waiting first, to whoever is free now."""
-    waiting = (
-        (
-            await session.execute(
-                select(Conversation, Customer.owner_id)
-                .join(Customer, Customer.id == Conversation.customer_id)
-                .where(Conversation.status == "open", Conversation.assignee_id.is_(None))
-                .order_by(
-                    func.coalesce(Conversation.waiting_since, Conversation.created_at),
-                    Conversation.id,
-                )
-                .limit(limit)
-            )
+    waiting = session.execute(
+        select(Conversation, Customer.owner_id)
+        .join(Customer, Customer.id == Conversation.customer_id)
+        .where(Conversation.status == "open", Conversation.assignee_id.is_(None))
+        .order_by(
+            func.coalesce(Conversation.waiting_since, Conversation.created_at), Conversation.id
         )
-        
-        .all()
-    )
+        .limit(limit)
+    ).all()
     if not waiting:
         return 0
-    candidates = {c.id: c for c in await load_candidates(session)}
+    roster = roster or Roster(session)
     assigned = 0
     for conversation, owner_id in waiting:
-        decision = choose_agent(
-            current_assignee=None,
-            owner_id=owner_id,
-            team_id=conversation.team_id,
-            candidates=list(candidates.values()),
-        )
+        decision = roster.choose(conversation, owner_id)
         if decision.agent_id is None:
             continue
-        await set_assignee(
-            session, conversation, decision.agent_id, log, reason=decision.reason, now=now
-        )
-        chosen = candidates[decision.agent_id]
-        candidates[chosen.id] = dataclasses.replace(
-            chosen, open_count=chosen.open_count + 1, last_assigned_at=now
+        set_assignee(
+            session,
+            conversation,
+            decision.agent_id,
+            log,
+            reason=decision.reason,
+            now=now,
+            roster=roster,
         )
         assigned += 1
     return assigned
 
 
-async def release_agent(
-    session: AsyncSession, agent_id: int, log: EventLog, *, now: datetime
-) -> int:
+def release_agent(session: Session, agent_id: int, log: EventLog, *, now: datetime) -> int:
     """An agent signed off or was deactivated: their open conversations go to someone else,
     or back to the team queue."""
-    conversations = (
-        await session.scalars(
-            select(Conversation).where(
-                Conversation.assignee_id == agent_id, Conversation.status == "open"
-            )
+    conversations = session.scalars(
+        select(Conversation).where(
+            Conversation.assignee_id == agent_id, Conversation.status == "open"
         )
     ).all()
     for conversation in conversations:
-        await set_assignee(session, conversation, None, log, reason="agent_unavailable", now=now)
-    await session.flush()
-    await assign_waiting(session, log, now=now)
+        set_assignee(session, conversation, None, log, reason="agent_unavailable", now=now)
+    session.flush()
+    assign_waiting(session, log, now=now)
     return len(conversations)

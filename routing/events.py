@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.models import Conversation, Event, Message, utcnow
 
@@ -81,7 +81,7 @@ def message_summary(message: Message) -> dict[str, Any]:
 class EventLog:
     """Collects the events of one unit of work; rows are written with it, published after it."""
 
-    session: AsyncSession
+    session: Session
     _pending: list[tuple[Event, Conversation | None]] = field(default_factory=list)
 
     def add(
@@ -104,8 +104,12 @@ class EventLog:
         self.session.add(event)
         self._pending.append((event, conversation))
 
-    async def flush(self) -> None:
-        await self.session.flush()
+    def checkpoint(self) -> int:
+        return len(self._pending)
+
+    def discard_since(self, checkpoint: int) -> None:
+        """Forget events of work that was rolled back (their rows went with it)."""
+        del self._pending[checkpoint:]
 
     def published(self) -> list[Published]:
         """Call after commit: the events with their ids, in the order they happened."""

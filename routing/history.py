@@ -55,18 +55,14 @@ async def customer_profile(
         .subquery()
     )
     past = (
-        (
-            await session.execute(
-                select(Conversation, func.coalesce(counts.c.messages, 0))
-                .outerjoin(counts, counts.c.conversation_id == Conversation.id)
-                .where(Conversation.customer_id == customer_id)
-                .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-                .limit(conversations)
-            )
+        await session.execute(
+            select(Conversation, func.coalesce(counts.c.messages, 0))
+            .outerjoin(counts, counts.c.conversation_id == Conversation.id)
+            .where(Conversation.customer_id == customer_id)
+            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+            .limit(conversations)
         )
-        
-        .all()
-    )
+    ).all()
     total = await session.scalar(
         select(func.count())
         .select_from(Conversation)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from channels.base import Sender
 from channels.contacts import normalize_email, normalize_phone
-from storage.models import ContactPoint, Customer, Identity, utcnow
+from storage.models import ContactPoint, Customer, Identity
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,14 @@ def contact_points(sender: Sender) -> list[tuple[str, str]]:
     return points
 
 
-async def resolve_customer(session: AsyncSession, channel: str, sender: Sender) -> Resolved:
+def resolve_customer(session: Session, channel: str, sender: Sender, *, now: datetime) -> Resolved:
     """Find the customer behind `sender` or create one, and remember every new way to reach them.
 
     A contact point already owned by another customer is left with its owner (merging people is
     an agent's decision, not a guess), and the conflict is logged.
     """
     points = contact_points(sender)
-    identity = await session.scalar(
+    identity = session.scalar(
         select(Identity).where(
             Identity.channel == channel, Identity.external_id == sender.external_id
         )
@@ -46,13 +47,13 @@ async def resolve_customer(session: AsyncSession, channel: str, sender: Sender) 
     customer: Customer | None = None
     linked_by: str | None = None
     if identity is not None:
-        customer = await session.get(Customer, identity.customer_id)
+        customer = session.get(Customer, identity.customer_id)
         linked_by = "identity"
     known = (
         {
             (point.kind, point.value): point
             for point in (
-                await session.scalars(
+                session.scalars(
                     select(ContactPoint).where(
                         ContactPoint.value.in_([value for _, value in points])
                     )
@@ -66,14 +67,14 @@ async def resolve_customer(session: AsyncSession, channel: str, sender: Sender) 
     if customer is None:
         for kind, value in points:
             if (point := known.get((kind, value))) is not None:
-                customer = await session.get(Customer, point.customer_id)
+                customer = session.get(Customer, point.customer_id)
                 linked_by = kind
                 break
     created = customer is None
     if customer is None:
-        customer = Customer(name=sender.name, attributes={})
+        customer = Customer(name=sender.name, attributes={}, last_contact_at=now)
         session.add(customer)
-        await session.flush()
+        session.flush()
     elif sender.name and not customer.name:
         customer.name = sender.name
     if identity is None:
@@ -97,5 +98,6 @@ async def resolve_customer(session: AsyncSession, channel: str, sender: Sender) 
                 point.customer_id,
                 customer.id,
             )
-    customer.last_contact_at = utcnow()
+    if customer.last_contact_at != now:
+        customer.last_contact_at = now
     return Resolved(customer=customer, created=created, linked_by=linked_by)

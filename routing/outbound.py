@@ -7,12 +7,14 @@ import logging
 from collections.abc import Mapping
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from channels.base import Channel, DeliveryError, Outbound, Sender
 from routing.events import EventLog, Notify, message_summary
 from storage.db import SessionFactory
 from storage.models import Agent, Conversation, Customer, Identity, Message
 from storage.queue import Item
+from storage.work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +31,10 @@ class Deliverer:
         notify: Notify,
         *,
         max_attempts: int = 5,
+        work: UnitOfWork | None = None,
     ) -> None:
         self._sessions = sessions
+        self._work = work or UnitOfWork.for_sessions(sessions)
         self._channels = channels
         self._notify = notify
         self._max_attempts = max_attempts
@@ -109,15 +113,21 @@ class Deliverer:
     async def _record(
         self, message_id: int, *, status: str, error: str | None, external_id: str | None
     ) -> None:
-        async with self._sessions.begin() as session:
-            log = EventLog(session)
-            message = await session.get(Message, message_id)
-            assert message is not None
-            conversation = await session.get(Conversation, message.conversation_id)
-            message.delivery_attempts += 1
-            message.delivery_status = status
-            message.delivery_error = error
-            if external_id:
-                message.external_id = f"out:{external_id}"
-            log.add("message.delivery", conversation, {"message": message_summary(message)})
+        log = await self._work.run(_record_delivery, message_id, status, error, external_id)
         await self._notify(log.published())
+
+
+def _record_delivery(
+    session: Session, message_id: int, status: str, error: str | None, external_id: str | None
+) -> EventLog:
+    log = EventLog(session)
+    message = session.get(Message, message_id)
+    assert message is not None
+    conversation = session.get(Conversation, message.conversation_id)
+    message.delivery_attempts += 1
+    message.delivery_status = status
+    message.delivery_error = error
+    if external_id:
+        message.external_id = f"out:{external_id}"
+    log.add("message.delivery", conversation, {"message": message_summary(message)})
+    return log

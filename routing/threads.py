@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from channels.base import Inbound
 from storage.models import Conversation
@@ -20,8 +20,8 @@ class Threaded:
     change: str  # "created" | "continued" | "reopened"
 
 
-async def find_or_open(
-    session: AsyncSession,
+def find_or_open(
+    session: Session,
     inbound: Inbound,
     customer_id: int,
     *,
@@ -37,7 +37,7 @@ async def find_or_open(
     )
     if inbound.thread_id is not None:
         query = query.where(Conversation.thread_id == inbound.thread_id)
-    latest = await session.scalar(query.order_by(Conversation.id.desc()).limit(1))
+    latest = session.scalar(query.order_by(Conversation.id.desc()).limit(1))
     if latest is not None:
         if latest.status in UNRESOLVED:
             if latest.status in ("pending", "snoozed"):
@@ -58,8 +58,9 @@ async def find_or_open(
         team_id=team_id,
         created_at=now,
         last_activity_at=now,
+        waiting_since=now,
         metadata_=dict(inbound.metadata),
     )
     session.add(conversation)
-    await session.flush()
+    session.flush()
     return Threaded(conversation, "created")

@@ -161,7 +161,7 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
             await session.get(Agent, conversation.assignee_id) if conversation.assignee_id else None
         )
         customer = await customer_profile(session, conversation.customer_id)
-        labels = await conversation_labels(session, conversation.id)
+        labels = await session.run_sync(conversation_labels, conversation.id)
     return json_response(
         {
             **conversation_summary(conversation),
