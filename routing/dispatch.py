@@ -20,6 +20,7 @@ class Roster:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._candidates: dict[int, Candidate] | None = None
+        self._assigned: set[int] = set()
 
     @property
     def candidates(self) -> dict[int, Candidate]:
@@ -47,6 +48,23 @@ class Roster:
             self._candidates[new] = dataclasses.replace(
                 took, open_count=took.open_count + 1, last_assigned_at=now
             )
+            self._assigned.add(new)
+
+    def snapshot(self) -> dict[int, Candidate] | None:
+        return dict(self._candidates) if self._candidates is not None else None
+
+    def restore(self, snapshot: dict[int, Candidate] | None) -> None:
+        """Undo what a rolled-back savepoint did to the agents' load."""
+        self._candidates = snapshot
+
+    def save(self) -> None:
+        """Write each assigned agent's last assignment time once, rather than once per message."""
+        for agent_id in self._assigned:
+            candidate = self.candidates.get(agent_id)
+            agent = self._session.get(Agent, agent_id)
+            if candidate is not None and agent is not None:
+                agent.last_assigned_at = candidate.last_assigned_at
+        self._assigned.clear()
 
 
 def load_candidates(session: Session) -> list[Candidate]:
@@ -96,6 +114,19 @@ def set_assignee(
         agent.last_assigned_at = now
     if roster is not None and conversation.status == "open":
         roster.moved(previous, agent_id, now)
+    log_assignment(log, conversation, previous, reason=reason, actor_agent_id=actor_agent_id)
+    return True
+
+
+def log_assignment(
+    log: EventLog,
+    conversation: Conversation,
+    previous: int | None,
+    *,
+    reason: str,
+    actor_agent_id: int | None = None,
+) -> None:
+    agent_id = conversation.assignee_id
     log.add(
         "conversation.assigned" if agent_id is not None else "conversation.unassigned",
         conversation,
@@ -107,31 +138,6 @@ def set_assignee(
         },
         actor_agent_id=actor_agent_id,
     )
-    return True
-
-
-def assign(
-    session: Session,
-    conversation: Conversation,
-    log: EventLog,
-    *,
-    now: datetime,
-    owner_id: int | None,
-    roster: Roster,
-) -> Decision:
-    """Run the policy for one conversation and record the outcome."""
-    decision = roster.choose(conversation, owner_id)
-    if decision.agent_id is not None or conversation.assignee_id is not None:
-        set_assignee(
-            session,
-            conversation,
-            decision.agent_id,
-            log,
-            reason=decision.reason,
-            now=now,
-            roster=roster,
-        )
-    return decision
 
 
 def assign_waiting(

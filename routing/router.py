@@ -21,7 +21,7 @@ from bots.normalize import detect_language
 from channels.base import Inbound
 from routing.assignment import pick_team
 from routing.config import RoutingConfig
-from routing.dispatch import Roster, assign, assign_waiting
+from routing.dispatch import Roster, assign_waiting, log_assignment
 from routing.events import EventLog, Notify, conversation_summary, message_summary
 from routing.identity import resolve_customer
 from routing.teams import sync_teams
@@ -120,16 +120,18 @@ class Router:
         log = EventLog(session)
         roster = Roster(session)
         results = [self._route_one_safely(session, inbound, log, roster) for inbound in inbounds]
+        roster.save()
         session.flush()
         return results, log
 
     def _route_one_safely(
         self, session: Session, inbound: Inbound, log: EventLog, roster: Roster
     ) -> Routed | Exception:
-        # A concurrent router may create the same customer or contact point first; the unique
-        # constraints stop the second, and a fresh attempt then finds what the first created.
+        """Route in a savepoint. A redelivered message trips the unique (channel, external_id)
+        and is reported a duplicate; a concurrent router creating the same customer first trips
+        another constraint, and a fresh attempt then finds what it created."""
         for attempt in range(3):
-            checkpoint = log.checkpoint()
+            checkpoint, load = log.checkpoint(), roster.snapshot()
             savepoint = session.begin_nested()
             try:
                 routed = self._route_one(session, inbound, log, roster)
@@ -138,6 +140,9 @@ class Router:
             except IntegrityError as exc:
                 savepoint.rollback()
                 log.discard_since(checkpoint)
+                roster.restore(load)
+                if _is_duplicate(session, inbound):
+                    return Routed(duplicate=True)
                 if attempt == 2:
                     return exc
                 logger.info(
@@ -146,6 +151,7 @@ class Router:
             except Exception as exc:
                 savepoint.rollback()
                 log.discard_since(checkpoint)
+                roster.restore(load)
                 logger.exception("routing %s/%s failed", inbound.channel, inbound.external_id)
                 return exc
         raise AssertionError("unreachable")
@@ -154,8 +160,6 @@ class Router:
         self, session: Session, inbound: Inbound, log: EventLog, roster: Roster
     ) -> Routed:
         now = self._clock()
-        if _is_duplicate(session, inbound):
-            return Routed(duplicate=True)
         resolved = resolve_customer(session, inbound.channel, inbound.sender, now=now)
         customer = resolved.customer
         threaded = find_or_open(
@@ -165,8 +169,18 @@ class Router:
             now=now,
             reopen_window=timedelta(hours=self._config.reopen_window_hours),
             team_id=self._team_for(session, inbound, customer),
+            new_customer=resolved.created,
         )
         conversation = threaded.conversation
+        # Decide the assignee before writing, so that a new conversation is inserted with it.
+        previous = conversation.assignee_id
+        decision = roster.choose(conversation, customer.owner_id)
+        conversation.assignee_id = decision.agent_id
+        if conversation.last_activity_at != now:
+            conversation.last_activity_at = now
+        if conversation.waiting_since is None:
+            conversation.waiting_since = now
+        session.flush()
         message = _store_message(session, conversation, inbound, now)
         session.flush()
         if threaded.change != "continued":
@@ -184,9 +198,9 @@ class Router:
                 },
             )
         log.add("message.created", conversation, {"message": message_summary(message)})
-        decision = assign(
-            session, conversation, log, now=now, owner_id=customer.owner_id, roster=roster
-        )
+        if decision.agent_id != previous:
+            roster.moved(previous, decision.agent_id, now)
+            log_assignment(log, conversation, previous, reason=decision.reason)
         return Routed(
             duplicate=False,
             conversation_id=conversation.id,
@@ -261,10 +275,6 @@ def _is_duplicate(session: Session, inbound: Inbound) -> bool:
 def _store_message(
     session: Session, conversation: Conversation, inbound: Inbound, now: datetime
 ) -> Message:
-    if conversation.last_activity_at != now:
-        conversation.last_activity_at = now
-    if conversation.waiting_since is None:
-        conversation.waiting_since = now
     message = Message(
         conversation_id=conversation.id,
         channel=inbound.channel,

@@ -28,16 +28,20 @@ def find_or_open(
     now: datetime,
     reopen_window: timedelta,
     team_id: int | None,
+    new_customer: bool = False,
 ) -> Threaded:
     """A provider thread id (chat, email thread) picks its own conversation; otherwise the
     customer's unresolved conversation on this channel continues. A resolved one reopens when the
-    customer writes within `reopen_window`; after that a new conversation starts."""
+    customer writes within `reopen_window`; after that a new conversation starts.
+    A new conversation is added to the session but not flushed."""
     query = select(Conversation).where(
         Conversation.channel == inbound.channel, Conversation.customer_id == customer_id
     )
     if inbound.thread_id is not None:
         query = query.where(Conversation.thread_id == inbound.thread_id)
-    latest = session.scalar(query.order_by(Conversation.id.desc()).limit(1))
+    latest = (
+        None if new_customer else session.scalar(query.order_by(Conversation.id.desc()).limit(1))
+    )
     if latest is not None:
         if latest.status in UNRESOLVED:
             if latest.status in ("pending", "snoozed"):
@@ -62,5 +66,4 @@ def find_or_open(
         metadata_=dict(inbound.metadata),
     )
     session.add(conversation)
-    session.flush()
     return Threaded(conversation, "created")
