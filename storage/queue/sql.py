@@ -249,6 +249,8 @@ class SqlQueue:
         ]
 
     async def requeue_dead(self, topic: str, dead_id: str) -> bool:
+        if not (dead_id.isascii() and dead_id.isdigit() and len(dead_id) <= 18):
+            return False  # not an id of ours (it comes from a URL): nothing to requeue
         async with self._sessions.begin() as session:
             dead = await session.get(DeadLetter, int(dead_id))
             if dead is None or dead.topic != topic:
