@@ -42,9 +42,9 @@ ROLES = ("web", "router", "poller")
 TICK_SECONDS = 5.0
 
 
-def build_queue(config: QueueConfig, sessions: SessionFactory) -> Queue:
+def build_queue(config: QueueConfig, sessions: SessionFactory, work: UnitOfWork) -> Queue:
     if config.url == "sql":
-        return SqlQueue(sessions, config)
+        return SqlQueue(sessions, config, work=work)
     if config.url.startswith(("redis://", "rediss://", "unix://")):
         from redis.asyncio import Redis
         from storage.queue.redis import RedisQueue
@@ -109,14 +109,14 @@ class Runtime:
         if self.migrate:
             await upgrade(self.engine)
         sessions = session_factory(self.engine)
-        queue = build_queue(config.queue, sessions)
+        self.work = UnitOfWork(self.engine, sessions)
+        queue = build_queue(config.queue, sessions, self.work)
         await queue.start()
         hub, metrics = Hub(), Metrics()
         self._listeners.append(hub.publish)
         channels: dict[str, Channel] = {
             c.name: build_channel(c) for c in config.channels if c.enabled
         }
-        self.work = UnitOfWork(self.engine, sessions)
         self.router = Router(
             sessions,
             config.routing,

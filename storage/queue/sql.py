@@ -3,6 +3,8 @@
 Only the oldest unfinished entry of each key can be claimed, so one sender's messages are handled
 in order even with several consumers; a claim is a lease, so a dead consumer's entries come back.
 Concurrent publishes are written in one transaction (group commit) and each returns once stored.
+Every write is a unit of work (`storage.work`): on SQLite they all go through the one writer
+thread, so publishing never sleeps on a lock the router holds.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from storage.config import QueueConfig
 from storage.db import SessionFactory
 from storage.models import DeadLetter, QueueEntry
 from storage.queue.base import DeadItem, Handler, Item, QueueStats, backoff_seconds
+from storage.work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +36,12 @@ class SqlQueue:
         *,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 0.5,
-        concurrency: int = 8,
+        concurrency: int = 64,
+        work: UnitOfWork | None = None,
     ) -> None:
         self._sessions = sessions
+        self._work = work or UnitOfWork.for_sessions(sessions)
+        self._owns_work = work is None
         self._config = config
         self._clock = clock
         self._poll_interval = poll_interval
@@ -49,8 +54,11 @@ class SqlQueue:
         return None
 
     async def stop(self) -> None:
+        """Finish writing what was published; safe to call twice."""
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        if self._owns_work:
+            await self._work.close()
 
     async def publish(self, topic: str, key: str, payload: bytes) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -67,12 +75,7 @@ class SqlQueue:
                 for t, k, p, _ in batch
             ]
             try:
-                async with self._sessions.begin() as session:
-                    result = await session.execute(
-                        insert(QueueEntry).returning(QueueEntry.id, sort_by_parameter_order=True),
-                        rows,
-                    )
-                    ids = [str(row_id) for row_id in result.scalars()]
+                ids = await self._work.run(_insert, rows)
             except Exception as exc:  # every waiting publisher hears of it
                 for *_, future in batch:
                     if not future.done():
@@ -84,55 +87,7 @@ class SqlQueue:
             self._wakeup.set()
 
     async def _claim(self, topic: str, limit: int) -> list[Item]:
-        now = self._clock()
-        earlier = aliased(QueueEntry)
-        blocked = (
-            select(earlier.id)
-            .where(
-                earlier.topic == QueueEntry.topic,
-                earlier.key == QueueEntry.key,
-                earlier.id < QueueEntry.id,
-            )
-            .exists()
-        )
-        async with self._sessions.begin() as session:
-            heads = (
-                (
-                    await session.execute(
-                        select(QueueEntry.id)
-                        .where(
-                            QueueEntry.topic == topic,
-                            QueueEntry.available_at <= now,
-                            QueueEntry.claimed_until <= now,
-                            ~blocked,
-                        )
-                        .order_by(QueueEntry.id)
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not heads:
-                return []
-            claimed = await session.execute(
-                update(QueueEntry)
-                .where(QueueEntry.id.in_(heads), QueueEntry.claimed_until <= now)
-                .values(claimed_until=now + self._config.lease_seconds)
-                .returning(QueueEntry.id, QueueEntry.key, QueueEntry.payload, QueueEntry.attempts)
-            )
-            items = [
-                Item(
-                    id=str(row.id),
-                    topic=topic,
-                    key=row.key,
-                    payload=row.payload,
-                    attempts=row.attempts,
-                )
-                for row in claimed
-            ]
-        items.sort(key=lambda item: int(item.id))
-        return items
+        return await self._work.run(_claim, topic, limit, self._clock(), self._config.lease_seconds)
 
     async def _process(self, items: list[Item], handler: Handler) -> None:
         limit = asyncio.Semaphore(self._concurrency)
@@ -147,39 +102,7 @@ class SqlQueue:
                     failures[item.id] = f"{type(exc).__name__}: {exc}"
 
         await asyncio.gather(*(one(item) for item in items))
-        done = [int(item.id) for item in items if item.id not in failures]
-        async with self._sessions.begin() as session:
-            if done:
-                await session.execute(delete(QueueEntry).where(QueueEntry.id.in_(done)))
-            for item in items:
-                if item.id in failures:
-                    await self._fail(session, item, failures[item.id])
-
-    async def _fail(self, session: AsyncSession, item: Item, error: str) -> None:
-        attempts = item.attempts + 1
-        if attempts >= self._config.max_attempts:
-            session.add(
-                DeadLetter(
-                    topic=item.topic,
-                    key=item.key,
-                    payload=item.payload,
-                    error=error,
-                    attempts=attempts,
-                )
-            )
-            await session.execute(delete(QueueEntry).where(QueueEntry.id == int(item.id)))
-            logger.error("queue item %s dead-lettered after %d attempts", item.id, attempts)
-            return
-        await session.execute(
-            update(QueueEntry)
-            .where(QueueEntry.id == int(item.id))
-            .values(
-                attempts=attempts,
-                last_error=error,
-                claimed_until=0.0,
-                available_at=self._clock() + backoff_seconds(attempts),
-            )
-        )
+        await self._work.run(_settle, items, failures, self._clock(), self._config.max_attempts)
 
     async def drain(self, topic: str, handler: Handler) -> int:
         handled = 0
@@ -251,19 +174,105 @@ class SqlQueue:
     async def requeue_dead(self, topic: str, dead_id: str) -> bool:
         if not (dead_id.isascii() and dead_id.isdigit() and len(dead_id) <= 18):
             return False  # not an id of ours (it comes from a URL): nothing to requeue
-        async with self._sessions.begin() as session:
-            dead = await session.get(DeadLetter, int(dead_id))
-            if dead is None or dead.topic != topic:
-                return False
+        requeued = await self._work.run(_requeue, topic, int(dead_id))
+        if requeued:
+            self._wakeup.set()
+        return requeued
+
+
+def _insert(session: Session, rows: list[dict[str, object]]) -> list[str]:
+    result = session.scalars(
+        insert(QueueEntry).returning(QueueEntry.id, sort_by_parameter_order=True), rows
+    )
+    return [str(row_id) for row_id in result]
+
+
+def _claim(session: Session, topic: str, limit: int, now: float, lease: float) -> list[Item]:
+    earlier = aliased(QueueEntry)
+    blocked = (
+        select(earlier.id)
+        .where(
+            earlier.topic == QueueEntry.topic,
+            earlier.key == QueueEntry.key,
+            earlier.id < QueueEntry.id,
+        )
+        .exists()
+    )
+    heads = session.scalars(
+        select(QueueEntry.id)
+        .where(
+            QueueEntry.topic == topic,
+            QueueEntry.available_at <= now,
+            QueueEntry.claimed_until <= now,
+            ~blocked,
+        )
+        .order_by(QueueEntry.id)
+        .limit(limit)
+    ).all()
+    if not heads:
+        return []
+    claimed = session.execute(
+        update(QueueEntry)
+        .where(QueueEntry.id.in_(heads), QueueEntry.claimed_until <= now)
+        .values(claimed_until=now + lease)
+        .returning(QueueEntry.id, QueueEntry.key, QueueEntry.payload, QueueEntry.attempts)
+    )
+    items = [
+        Item(id=str(row.id), topic=topic, key=row.key, payload=row.payload, attempts=row.attempts)
+        for row in claimed
+    ]
+    items.sort(key=lambda item: int(item.id))
+    return items
+
+
+def _settle(
+    session: Session,
+    items: Sequence[Item],
+    failures: dict[str, str],
+    now: float,
+    max_attempts: int,
+) -> None:
+    """Acknowledge what succeeded; schedule a retry of what failed, or dead-letter it."""
+    done = [int(item.id) for item in items if item.id not in failures]
+    if done:
+        session.execute(delete(QueueEntry).where(QueueEntry.id.in_(done)))
+    for item in items:
+        if item.id not in failures:
+            continue
+        attempts = item.attempts + 1
+        if attempts >= max_attempts:
             session.add(
-                QueueEntry(
-                    topic=topic,
-                    key=dead.key,
-                    payload=dead.payload,
-                    available_at=0.0,
-                    claimed_until=0.0,
+                DeadLetter(
+                    topic=item.topic,
+                    key=item.key,
+                    payload=item.payload,
+                    error=failures[item.id],
+                    attempts=attempts,
                 )
             )
-            await session.delete(dead)
-        self._wakeup.set()
-        return True
+            session.execute(delete(QueueEntry).where(QueueEntry.id == int(item.id)))
+            logger.error("queue item %s dead-lettered after %d attempts", item.id, attempts)
+            continue
+        session.execute(
+            update(QueueEntry)
+            .where(QueueEntry.id == int(item.id))
+            .values(
+                attempts=attempts,
+                last_error=failures[item.id],
+                claimed_until=0.0,
+                available_at=now + backoff_seconds(attempts),
+            )
+        )
+
+
+def _requeue(session: Session, topic: str, dead_id: int) -> bool:
+    dead = session.get(DeadLetter, dead_id)
+    if dead is None or dead.topic != topic:
+        return False
+    session.add(
+        QueueEntry(
+            topic=topic, key=dead.key, payload=dead.payload, available_at=0.0, claimed_until=0.0
+        )
+    )
+    session.delete(dead)
+    return True
