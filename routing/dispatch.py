@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from routing.assignment import Candidate, Decision, choose_agent
-from routing.events import EventLog, conversation_summary
+from routing.events import ConversationLike, EventLog, conversation_summary
 from storage.models import Agent, Conversation, Customer, TeamMember
 
 
@@ -28,7 +28,7 @@ class Roster:
             self._candidates = {c.id: c for c in load_candidates(self._session)}
         return self._candidates
 
-    def choose(self, conversation: Conversation, owner_id: int | None) -> Decision:
+    def choose(self, conversation: ConversationLike, owner_id: int | None) -> Decision:
         return choose_agent(
             current_assignee=conversation.assignee_id,
             owner_id=owner_id,
@@ -120,7 +120,7 @@ def set_assignee(
 
 def log_assignment(
     log: EventLog,
-    conversation: Conversation,
+    conversation: ConversationLike,
     previous: int | None,
     *,
     reason: str,

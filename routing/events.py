@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, insert
 from sqlalchemy.orm import Session
 
-from storage.models import Conversation, Event, Message, utcnow
+from storage.models import Event, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,57 @@ async def ignore(_events: Sequence[Published]) -> None:
     return None
 
 
-def conversation_summary(conversation: Conversation) -> dict[str, Any]:
+class ConversationLike(Protocol):
+    """What events need of a conversation: the ORM row or the router's `ConversationRef`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def customer_id(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def assignee_id(self) -> int | None: ...
+    @property
+    def team_id(self) -> int | None: ...
+    @property
+    def last_activity_at(self) -> datetime: ...
+    @property
+    def waiting_since(self) -> datetime | None: ...
+
+
+class MessageLike(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def conversation_id(self) -> int: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def author_kind(self) -> str: ...
+    @property
+    def author_agent_id(self) -> int | None: ...
+    @property
+    def private(self) -> bool: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def delivery_status(self) -> str | None: ...
+    @property
+    def delivery_error(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def conversation_summary(conversation: ConversationLike) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "customer_id": conversation.customer_id,
@@ -62,7 +112,7 @@ def conversation_summary(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def message_summary(message: Message) -> dict[str, Any]:
+def message_summary(message: MessageLike) -> dict[str, Any]:
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -81,7 +131,7 @@ def message_summary(message: Message) -> dict[str, Any]:
 @dataclass
 class _Pending:
     row: dict[str, Any]
-    conversation: Conversation | None
+    conversation: ConversationLike | None
     id: int = 0
 
 
@@ -97,7 +147,7 @@ class EventLog:
     def add(
         self,
         type_: str,
-        conversation: Conversation | None,
+        conversation: ConversationLike | None,
         data: dict[str, Any],
         *,
         actor_agent_id: int | None = None,

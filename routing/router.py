@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,11 +23,11 @@ from routing.assignment import pick_team
 from routing.config import RoutingConfig
 from routing.dispatch import Roster, assign_waiting, log_assignment
 from routing.events import EventLog, Notify, conversation_summary, message_summary
-from routing.identity import resolve_customer
+from routing.identity import CustomerRef, resolve_customers
 from routing.teams import sync_teams
-from routing.threads import find_or_open
+from routing.threads import ConversationRef, save_conversations, thread_messages
 from storage.db import SessionFactory
-from storage.models import Conversation, Customer, CustomerLabel, Label, Message, utcnow
+from storage.models import Conversation, CustomerLabel, Label, Message, utcnow
 from storage.queue import Item
 from storage.work import UnitOfWork
 
@@ -117,9 +117,20 @@ class Router:
     def _route_batch(
         self, session: Session, inbounds: Sequence[Inbound]
     ) -> tuple[list[Routed | Exception], EventLog]:
-        log = EventLog(session)
-        roster = Roster(session)
-        results = [self._route_one_safely(session, inbound, log, roster) for inbound in inbounds]
+        """Route the batch in one go; if anything in it fails, route message by message in
+        savepoints, so that one bad message fails alone."""
+        log, roster = EventLog(session), Roster(session)
+        checkpoint, load = log.checkpoint(), roster.snapshot()
+        savepoint = session.begin_nested()
+        results: list[Routed | Exception]
+        try:
+            results = list(self._route_all(session, inbounds, log, roster))
+            savepoint.commit()
+        except Exception:
+            savepoint.rollback()
+            log.discard_since(checkpoint)
+            roster.restore(load)
+            results = [self._route_one_safely(session, i, log, roster) for i in inbounds]
         roster.save()
         session.flush()
         return results, log
@@ -127,21 +138,20 @@ class Router:
     def _route_one_safely(
         self, session: Session, inbound: Inbound, log: EventLog, roster: Roster
     ) -> Routed | Exception:
-        """Route in a savepoint. A redelivered message trips the unique (channel, external_id)
-        and is reported a duplicate; a concurrent router creating the same customer first trips
-        another constraint, and a fresh attempt then finds what it created."""
+        """Route one message in a savepoint. A concurrent router that created the same customer
+        or message first trips a unique constraint; a fresh attempt then finds what it made."""
         for attempt in range(3):
             checkpoint, load = log.checkpoint(), roster.snapshot()
             savepoint = session.begin_nested()
             try:
-                routed = self._route_one(session, inbound, log, roster)
+                [routed] = self._route_all(session, [inbound], log, roster)
                 savepoint.commit()
                 return routed
             except IntegrityError as exc:
                 savepoint.rollback()
                 log.discard_since(checkpoint)
                 roster.restore(load)
-                if _is_duplicate(session, inbound):
+                if _stored(session, [inbound]):
                     return Routed(duplicate=True)
                 if attempt == 2:
                     return exc
@@ -156,76 +166,90 @@ class Router:
                 return exc
         raise AssertionError("unreachable")
 
-    def _route_one(
-        self, session: Session, inbound: Inbound, log: EventLog, roster: Roster
-    ) -> Routed:
+    def _route_all(
+        self, session: Session, inbounds: Sequence[Inbound], log: EventLog, roster: Roster
+    ) -> list[Routed]:
+        """The steps, each for the whole batch: dedupe → identity → conversation → assign →
+        store the messages → record the events."""
         now = self._clock()
-        resolved = resolve_customer(session, inbound.channel, inbound.sender, now=now)
-        customer = resolved.customer
-        threaded = find_or_open(
+        stored = _stored(session, inbounds)
+        fresh: list[Inbound] = []
+        for inbound in inbounds:
+            key = (inbound.channel, inbound.external_id)
+            if key not in stored:
+                stored.add(key)
+                fresh.append(inbound)
+        if not fresh:
+            return [Routed(duplicate=True) for _ in inbounds]
+        resolved = resolve_customers(session, fresh, now=now)
+        if any(rule.customer_labels for rule in self._config.rules):
+            _load_labels(session, [r.customer for r in resolved])
+        threaded = thread_messages(
             session,
-            inbound,
-            customer.id,
+            [
+                (i, r.customer.id, self._team_for(i, r.customer))
+                for i, r in zip(fresh, resolved, strict=True)
+            ],
             now=now,
             reopen_window=timedelta(hours=self._config.reopen_window_hours),
-            team_id=self._team_for(session, inbound, customer),
-            new_customer=resolved.created,
         )
-        conversation = threaded.conversation
-        # Decide the assignee before writing, so that a new conversation is inserted with it.
-        previous = conversation.assignee_id
-        decision = roster.choose(conversation, customer.owner_id)
-        conversation.assignee_id = decision.agent_id
-        if conversation.last_activity_at != now:
+        assignments = []
+        for who, thread in zip(resolved, threaded, strict=True):
+            conversation = thread.conversation
+            previous = conversation.assignee_id
+            decision = roster.choose(conversation, who.customer.owner_id)
+            conversation.assignee_id = decision.agent_id
+            if decision.agent_id != previous:
+                roster.moved(previous, decision.agent_id, now)
             conversation.last_activity_at = now
-        if conversation.waiting_since is None:
-            conversation.waiting_since = now
-        session.flush()
-        message = _store_message(session, conversation, inbound, now)
-        session.flush()
-        if threaded.change != "continued":
-            log.add(
-                f"conversation.{threaded.change}",
-                conversation,
-                {
-                    "conversation": conversation_summary(conversation),
-                    "customer": {
-                        "id": customer.id,
-                        "name": customer.name,
-                        "new": resolved.created,
-                        "linked_by": resolved.linked_by,
+            if conversation.waiting_since is None:
+                conversation.waiting_since = now
+            assignments.append((previous, decision))
+        save_conversations(session, [t.conversation for t in threaded])
+        messages = _store_messages(session, fresh, [t.conversation for t in threaded], now)
+        routed: dict[tuple[str, str], Routed] = {}
+        for inbound, who, thread, message, (previous, decision) in zip(
+            fresh, resolved, threaded, messages, assignments, strict=True
+        ):
+            conversation = thread.conversation
+            if thread.change != "continued":
+                log.add(
+                    f"conversation.{thread.change}",
+                    conversation,
+                    {
+                        "conversation": conversation_summary(conversation),
+                        "customer": {
+                            "id": who.customer.id,
+                            "name": who.customer.name,
+                            "new": who.created,
+                            "linked_by": who.linked_by,
+                        },
                     },
-                },
+                )
+            log.add("message.created", conversation, {"message": message_summary(message)})
+            if decision.agent_id != previous:
+                log_assignment(log, conversation, previous, reason=decision.reason)
+            routed[(inbound.channel, inbound.external_id)] = Routed(
+                duplicate=False,
+                conversation_id=conversation.id,
+                message_id=message.id,
+                customer_id=who.customer.id,
+                assignee_id=decision.agent_id,
             )
-        log.add("message.created", conversation, {"message": message_summary(message)})
-        if decision.agent_id != previous:
-            roster.moved(previous, decision.agent_id, now)
-            log_assignment(log, conversation, previous, reason=decision.reason)
-        return Routed(
-            duplicate=False,
-            conversation_id=conversation.id,
-            message_id=message.id,
-            customer_id=customer.id,
-            assignee_id=decision.agent_id,
-        )
+        results: list[Routed] = []
+        for inbound in inbounds:
+            result = routed.pop((inbound.channel, inbound.external_id), None)
+            results.append(result or Routed(duplicate=True))
+        return results
 
-    def _team_for(self, session: Session, inbound: Inbound, customer: Customer) -> int | None:
-        labels: list[str] = []
-        if any(rule.customer_labels for rule in self._config.rules):
-            labels = list(
-                session.scalars(
-                    select(Label.name)
-                    .join(CustomerLabel, CustomerLabel.label_id == Label.id)
-                    .where(CustomerLabel.customer_id == customer.id)
-                ).all()
-            )
+    def _team_for(self, inbound: Inbound, customer: CustomerRef) -> int | None:
         name = (
             pick_team(
                 self._config.rules,
                 channel=inbound.channel,
                 language=detect_language(inbound.text),
                 text=f"{inbound.subject}\n{inbound.text}",
-                customer_labels=labels,
+                customer_labels=customer.labels,
             )
             or self._channel_teams.get(inbound.channel)
             or self._config.default_team
@@ -263,40 +287,89 @@ class Router:
         return log
 
 
-def _is_duplicate(session: Session, inbound: Inbound) -> bool:
-    existing = session.scalar(
-        select(Message.id).where(
-            Message.channel == inbound.channel, Message.external_id == inbound.external_id
+def _stored(session: Session, inbounds: Sequence[Inbound]) -> set[tuple[str, str]]:
+    """Which of these messages are stored already (a redelivery)."""
+    keys = {(inbound.channel, inbound.external_id) for inbound in inbounds}
+    rows = session.execute(
+        select(Message.channel, Message.external_id).where(
+            tuple_(Message.channel, Message.external_id).in_(keys)
         )
     )
-    return existing is not None
+    return {(channel, external_id) for channel, external_id in rows if external_id}
 
 
-def _store_message(
-    session: Session, conversation: Conversation, inbound: Inbound, now: datetime
-) -> Message:
-    message = Message(
-        conversation_id=conversation.id,
-        channel=inbound.channel,
-        external_id=inbound.external_id,
-        direction="in",
-        author_kind="customer",
-        subject=inbound.subject[:500],
-        text=inbound.text,
-        html=inbound.html,
-        attachments={
-            "files": [
-                {
-                    "filename": a.filename,
-                    "content_type": a.content_type,
-                    "size": a.size,
-                    "url": a.url,
-                }
-                for a in inbound.attachments
-            ]
-        },
-        metadata_={**dict(inbound.metadata), "received_at": inbound.received_at.isoformat()},
-        created_at=now,
+def _load_labels(session: Session, customers: Sequence[CustomerRef]) -> None:
+    by_id = {customer.id: customer for customer in customers if customer.id}
+    rows = session.execute(
+        select(CustomerLabel.customer_id, Label.name)
+        .join(Label, Label.id == CustomerLabel.label_id)
+        .where(CustomerLabel.customer_id.in_(by_id))
     )
-    session.add(message)
-    return message
+    for customer_id, name in rows:
+        by_id[customer_id].labels.append(name)
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredMessage:
+    """An inbound message as just written, in the shape events describe messages."""
+
+    id: int
+    conversation_id: int
+    subject: str
+    text: str
+    created_at: datetime
+    direction: str = "in"
+    author_kind: str = "customer"
+    author_agent_id: int | None = None
+    private: bool = False
+    delivery_status: str | None = None
+    delivery_error: str | None = None
+
+
+def _store_messages(
+    session: Session,
+    inbounds: Sequence[Inbound],
+    conversations: Sequence[ConversationRef],
+    now: datetime,
+) -> list[_StoredMessage]:
+    rows = [
+        {
+            "conversation_id": conversation.id,
+            "channel": inbound.channel,
+            "external_id": inbound.external_id,
+            "direction": "in",
+            "author_kind": "customer",
+            "private": False,
+            "subject": inbound.subject[:500],
+            "text": inbound.text,
+            "html": inbound.html,
+            "attachments": {
+                "files": [
+                    {
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "url": a.url,
+                    }
+                    for a in inbound.attachments
+                ]
+            },
+            "delivery_attempts": 0,
+            "metadata_": {**dict(inbound.metadata), "received_at": inbound.received_at.isoformat()},
+            "created_at": now,
+        }
+        for inbound, conversation in zip(inbounds, conversations, strict=True)
+    ]
+    ids = session.scalars(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
+    ).all()
+    return [
+        _StoredMessage(
+            id=message_id,
+            conversation_id=conversation.id,
+            subject=inbound.subject[:500],
+            text=inbound.text,
+            created_at=now,
+        )
+        for message_id, inbound, conversation in zip(ids, inbounds, conversations, strict=True)
+    ]
