@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,9 +57,31 @@ class Inbound:
         return f"{self.channel}:{self.sender.external_id}"
 
     def to_json(self) -> bytes:
-        data = asdict(self)
-        data["received_at"] = self.received_at.isoformat()
-        data["metadata"] = dict(self.metadata)
+        data = {
+            "channel": self.channel,
+            "external_id": self.external_id,
+            "sender": {
+                "external_id": self.sender.external_id,
+                "name": self.sender.name,
+                "email": self.sender.email,
+                "phone": self.sender.phone,
+            },
+            "text": self.text,
+            "subject": self.subject,
+            "thread_id": self.thread_id,
+            "html": self.html,
+            "attachments": [
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "url": a.url,
+                }
+                for a in self.attachments
+            ],
+            "metadata": dict(self.metadata),
+            "received_at": self.received_at.isoformat(),
+        }
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
