@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from channels.base import (
     Attachment,
@@ -46,6 +46,15 @@ class ApiConfig(ChannelConfig):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL cannot store NUL in text: refuse it here rather than fail after a 202."""
+        texts = [*value.keys(), *value.values()] if isinstance(value, dict) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
 
 
 class ApiSender(_Strict):
@@ -82,16 +91,17 @@ def sign(body: bytes, secret: str) -> str:
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
     """Constant-time check of a `sha256=<hex>` signature over the raw body."""
-    if not header:
+    if not header or not header.isascii():  # a non-ASCII header can only be wrong
         return False
-    return hmac.compare_digest(sign(body, secret).encode(), header.strip().encode())
+    return hmac.compare_digest(sign(body, secret), header.strip())
 
 
 def parse_messages(body: bytes) -> tuple[ApiMessage, ...]:
     """One message object or `{"messages": [...]}`; raises `Rejected` with what is wrong."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        # UTF-8 (RFC 8259), not sniffed as UTF-16/32 the way `json.loads(bytes)` does.
+        data = json.loads(body.decode("utf-8-sig"))
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise Rejected(400, "body is not valid UTF-8 JSON") from None
     if not isinstance(data, dict):
         raise Rejected(400, "body must be a JSON object")
@@ -170,6 +180,9 @@ class ApiChannel:
         secret = self.config.secret.get_secret_value()
         if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), secret):
             raise Rejected(401, f"missing or wrong {SIGNATURE_HEADER}")
+        charset = (request.charset or "utf-8").lower()
+        if request.content_type != "application/json" or charset not in ("utf-8", "utf8"):
+            raise Rejected(415, "send application/json in UTF-8")
         envelopes = [to_inbound(self.name, message) for message in parse_messages(body)]
         for envelope in envelopes:
             await self._emit(envelope)

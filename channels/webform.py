@@ -32,6 +32,7 @@ from channels.request_body import read_body
 FIELDS = ("name", "email", "phone", "subject", "message")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class WebformConfig(ChannelConfig):
@@ -98,6 +99,8 @@ def parse_submission(fields: Mapping[str, Any], config: WebformConfig) -> Submis
 
 def decode_fields(body: bytes, content_type: str, charset: str | None) -> dict[str, Any]:
     """The submitted fields of a form-encoded or JSON body; raises `Rejected` if unreadable."""
+    if content_type not in ("application/json", "application/x-www-form-urlencoded"):
+        raise Rejected(415, "send application/x-www-form-urlencoded or application/json")
     try:
         text = body.decode(charset or "utf-8")
     except (UnicodeDecodeError, LookupError):
@@ -105,20 +108,30 @@ def decode_fields(body: bytes, content_type: str, charset: str | None) -> dict[s
     if content_type == "application/json":
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise Rejected(400, "body is not valid JSON") from None
         if not isinstance(data, dict):
             raise Rejected(400, "body must be a JSON object")
+        # A `\ud800` escape decodes to a lone surrogate, which no UTF-8 store can hold.
+        if any(isinstance(s, str) and _SURROGATE.search(s) for pair in data.items() for s in pair):
+            raise Rejected(400, "body has a \\u escape that is not a character")
         return data
-    if content_type == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(
-                text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=100
-            )
-        except ValueError:
-            raise Rejected(400, "body is not a valid form encoding") from None
-        return dict(pairs)
-    raise Rejected(415, "send application/x-www-form-urlencoded or application/json")
+    # %XX escapes are bytes in the declared charset; undecodable ones are refused rather than
+    # silently replaced with U+FFFD.
+    try:
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            max_num_fields=100,
+            encoding=charset or "utf-8",
+            errors="strict",
+        )
+    except UnicodeDecodeError:
+        raise Rejected(400, f"body has %XX escapes that are not {charset or 'utf-8'}") from None
+    except ValueError:
+        raise Rejected(400, "body is not a valid form encoding") from None
+    return dict(pairs)
 
 
 class WebformChannel:
