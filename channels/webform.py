@@ -39,7 +39,8 @@ class WebformConfig(ChannelConfig):
     type: Literal["webform"] = "webform"
     honeypot: str = "website"
     """A field hidden from people; a submission that fills it is dropped as spam."""
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=192 * 1024, ge=1024)
+    """Room for a full-length Persian message sent as a form (about 6 bytes a letter)."""
     max_message_chars: int = Field(default=20_000, ge=1)
     allowed_origins: tuple[str, ...] = ()
     """Origins allowed to post with JavaScript (CORS); `*` allows any."""

@@ -47,6 +47,7 @@ def build_queue(config: QueueConfig, sessions: SessionFactory, work: UnitOfWork)
         return SqlQueue(sessions, config, work=work)
     if config.url.startswith(("redis://", "rediss://", "unix://")):
         from redis.asyncio import Redis
+
         from storage.queue.redis import RedisQueue
 
         queue: Queue = RedisQueue(Redis.from_url(config.url), config)

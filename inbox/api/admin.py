@@ -6,11 +6,11 @@ import json
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import func, select
 
 from inbox.accounts import AccountError, create_agent
-from inbox.api.base import ApiError, ApiRoute, int_param, json_response, principal, read_json
+from inbox.api.base import ApiError, ApiRoute, Body, int_param, json_response, principal, read_json
 from inbox.services import SERVICES
 from routing.router import INBOUND_TOPIC
 from storage.models import Agent, Conversation, Team, TeamMember
@@ -18,8 +18,7 @@ from storage.models import Agent, Conversation, Team, TeamMember
 TOPICS = (INBOUND_TOPIC, "outbound")
 
 
-class NewAgentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NewAgentBody(Body):
     email: str = Field(max_length=320)
     name: str = Field(default="", max_length=200)
     password: str = Field(min_length=10, max_length=1000)
@@ -27,8 +26,7 @@ class NewAgentBody(BaseModel):
     capacity: int = Field(default=10, ge=1, le=1000)
 
 
-class AgentPatchBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AgentPatchBody(Body):
     capacity: int | None = Field(default=None, ge=1, le=1000)
     active: bool | None = None
     role: Literal["admin", "agent"] | None = None

@@ -6,12 +6,14 @@ from datetime import timedelta
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from channels.contacts import normalize_email
 from inbox.accounts import authenticate, close_session, create_api_token, open_session
 from inbox.api.base import (
     SESSION_COOKIE,
     ApiRoute,
+    Body,
     error,
     json_response,
     principal,
@@ -20,19 +22,16 @@ from inbox.api.base import (
 from inbox.services import SERVICES
 
 
-class LoginBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LoginBody(Body):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1000)
 
 
-class PresenceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PresenceBody(Body):
     presence: Literal["online", "away", "offline"]
 
 
-class TokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenBody(Body):
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -40,18 +39,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     body = await read_json(request, LoginBody)
     client = request.remote or "?"
-    if services.login_limiter.blocked(client, body.email):
+    who = normalize_email(body.email) or body.email.strip().lower()
+    if services.login_limiter.blocked(client, who):
         return error(429, "too many failed logins; wait a few minutes")
     server = services.config.server
     async with services.sessions.begin() as session:
         agent = await authenticate(session, body.email, body.password)
         if agent is None:
-            services.login_limiter.failed(client, body.email)
+            services.login_limiter.failed(client, who)
             return error(401, "wrong email or password")
         token, csrf = await open_session(
             session, agent, lifetime=timedelta(hours=server.session_hours)
         )
-    services.login_limiter.succeeded(client, body.email)
+    services.login_limiter.succeeded(client, who)
     response = json_response(
         {
             "agent": {"id": agent.id, "email": agent.email, "name": agent.name, "role": agent.role},

@@ -6,10 +6,10 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inbox.accounts import Principal, from_bearer, from_session_cookie
 from inbox.services import SERVICES
@@ -23,6 +23,40 @@ CSRF_HEADER = "X-CSRF-Token"
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 Role = Literal["public", "agent", "admin"]
+Id = Annotated[int, Field(gt=0, lt=2**63)]
+"""A database id: positive and within 64 bits."""
+
+
+def _text_problem(value: Any) -> str | None:
+    """NUL (which PostgreSQL refuses) or a lone surrogate (not Unicode text) anywhere inside."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "must not contain NUL characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text"
+        return None
+    if isinstance(value, dict):
+        return next(filter(None, map(_text_problem, [*value.keys(), *value.values()])), None)
+    if isinstance(value, list | tuple):
+        return next(filter(None, map(_text_problem, value)), None)
+    return None
+
+
+class Body(BaseModel):
+    """Every request body: unknown keys refused, text that the database can store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        if (problem := _text_problem(data)) is not None:
+            raise ValueError(f"text {problem}")
+        return data
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
@@ -121,7 +155,7 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         raise ApiError(413, f"body larger than {limit} bytes") from None
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ApiError(400, "body is not valid UTF-8 JSON") from None
     try:
         return model.model_validate(data)
@@ -135,11 +169,19 @@ def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
+def query_id(request: web.Request, name: str) -> int | None:
+    """An optional id in the query string; a 400 when it is not one."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63):
+        raise ApiError(400, f"{name}: an id")
+    return int(raw)
+
+
 def int_param(request: web.Request, name: str) -> int:
-    try:
-        value = int(request.match_info[name])
-    except ValueError:
-        raise ApiError(404, f"{name} must be a number") from None
-    if not 0 < value < 2**63:
-        raise ApiError(404, f"{name} out of range")
-    return value
+    """An id in the path; a 404 when it cannot be one."""
+    raw = request.match_info[name]
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63):
+        raise ApiError(404, f"not found: {name} {raw!r}")
+    return int(raw)

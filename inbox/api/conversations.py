@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, TypeVarTuple
+from typing import Annotated, Literal, TypeVarTuple
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.accounts import Principal
-from inbox.api.base import ApiError, ApiRoute, int_param, json_response, principal, read_json
+from inbox.api.base import (
+    ApiError,
+    ApiRoute,
+    Body,
+    Id,
+    int_param,
+    json_response,
+    principal,
+    query_id,
+    read_json,
+)
 from inbox.realtime import can_see
 from inbox.services import SERVICES
 from routing.actions import conversation_labels
@@ -23,29 +33,29 @@ Ts = TypeVarTuple("Ts")
 STATUS_FILTERS = ("open", "pending", "snoozed", "resolved", "bot")
 
 
-class ReplyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReplyBody(Body):
     text: str = Field(min_length=1, max_length=100_000)
     private: bool = False
 
 
-class AssignBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    agent_id: int | None = None
-    team_id: int | None = None
+class AssignBody(Body):
+    agent_id: Id | None = None
+    team_id: Id | None = None
     set_team: bool = Field(default=False, description="Also move to team_id (a transfer)")
 
 
-class StatusBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StatusBody(Body):
     status: Literal["open", "pending", "snoozed", "resolved"]
     snoozed_until: AwareDatetime | None = None
 
 
-class LabelsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    add: list[str] = Field(default_factory=list, max_length=50)
-    remove: list[str] = Field(default_factory=list, max_length=50)
+class LabelsBody(Body):
+    add: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
+    remove: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
 
 
 def visible(query: Select[*Ts], who: Principal) -> Select[*Ts]:
@@ -68,11 +78,14 @@ async def load_visible(session: AsyncSession, who: Principal, conversation_id: i
 
 
 def _cursor(value: str) -> tuple[datetime, int]:
+    stamp, _, ident = value.rpartition("|")
     try:
-        stamp, _, ident = value.rpartition("|")
-        return datetime.fromisoformat(stamp), int(ident)
+        moment = datetime.fromisoformat(stamp)
     except ValueError:
-        raise ApiError(400, "before: not a cursor this API gave out") from None
+        moment = None
+    if moment is None or moment.tzinfo is None or not (ident.isascii() and ident.isdigit()):
+        raise ApiError(400, "before: not a cursor this API gave out")
+    return moment, int(ident)
 
 
 async def list_conversations(request: web.Request) -> web.StreamResponse:
@@ -94,16 +107,12 @@ async def list_conversations(request: web.Request) -> web.StreamResponse:
             query = query.where(Conversation.assignee_id == who.id)
         elif assignee == "unassigned":
             query = query.where(Conversation.assignee_id.is_(None))
-        elif assignee.isdigit():
-            query = query.where(Conversation.assignee_id == int(assignee))
         else:
-            raise ApiError(400, "assignee: me, unassigned or an agent id")
+            query = query.where(Conversation.assignee_id == query_id(request, "assignee"))
     if channel := params.get("channel"):
         query = query.where(Conversation.channel == channel)
-    if team := params.get("team"):
-        if not team.isdigit():
-            raise ApiError(400, "team: a team id")
-        query = query.where(Conversation.team_id == int(team))
+    if (team := query_id(request, "team")) is not None:
+        query = query.where(Conversation.team_id == team)
     if before := params.get("before"):
         stamp, ident = _cursor(before)
         query = query.where(
