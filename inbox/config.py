@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from channels.registry import CHANNEL_TYPES, AnyChannelConfig
 from routing.config import RoutingConfig
 from storage.config import QueueConfig, StorageConfig
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_ONLY = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 class ConfigError(Exception):
@@ -85,11 +86,29 @@ def _where(location: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _secrets_from_env(data: dict[str, Any]) -> None:
+    """A secret written into the file ends up in backups and version control: refuse it."""
+    channels = data.get("channels")
+    for index, channel in enumerate(channels if isinstance(channels, list) else []):
+        if not isinstance(channel, dict) or channel.get("type") not in CHANNEL_TYPES:
+            continue
+        model = CHANNEL_TYPES[channel["type"]][0]
+        for name, field in model.model_fields.items():
+            value = channel.get(name)
+            is_secret = field.annotation in (SecretStr, SecretStr | None)
+            if is_secret and isinstance(value, str) and not _ENV_ONLY.fullmatch(value):
+                raise ConfigError(
+                    f"channels[{index}].{name}: a secret; write it as ${{ENV_NAME}} and set "
+                    "that environment variable, never the value itself"
+                )
+
+
 def parse_config(data: Any) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("(top level): expected a mapping of keys")
+    _secrets_from_env(data)
     try:
         return Config.model_validate(expand_env(data))
     except ValidationError as exc:

@@ -31,24 +31,28 @@ async def first_conversation(agent: Agent) -> dict[str, Any]:
 async def test_reply_note_assign_transfer_status_and_labels(stack: Stack) -> None:
     ali = await stack.add_agent("ali@example.com")
     sara = await stack.add_agent("sara@example.com", online=False)
-    await stack.post_form("contact", {"email": "reza@example.com",
-                                      "message": "کالای خریداری‌شده معیوب است"})
+    await stack.post_form(
+        "contact", {"email": "reza@example.com", "message": "کالای خریداری‌شده معیوب است"}
+    )
     conversation = await first_conversation(ali)
     path = f"/api/v1/conversations/{conversation['id']}"
     assert conversation["assignee_id"] == ali.id
 
-    status, note = await ali.send("POST", path + "/messages",
-                                  {"text": "@sara لطفاً پیگیری کن", "private": True})
+    status, note = await ali.send(
+        "POST", path + "/messages", {"text": "@sara لطفاً پیگیری کن", "private": True}
+    )
     assert status == 201 and note["private"] and note["delivery_status"] is None
     status, reply = await ali.send("POST", path + "/messages", {"text": "در حال بررسی است"})
     assert status == 201 and reply["delivery_status"] == "queued"
     status, moved = await ali.send("POST", path + "/assignment", {"agent_id": sara.id})
     assert status == 200 and moved["assignee_id"] == sara.id
-    status, snoozed = await sara.send("PUT", path + "/status", {
-        "status": "snoozed", "snoozed_until": "2099-01-01T08:00:00+03:30"})
+    status, snoozed = await sara.send(
+        "PUT", path + "/status", {"status": "snoozed", "snoozed_until": "2099-01-01T08:00:00+03:30"}
+    )
     assert status == 200 and snoozed["status"] == "snoozed"
-    status, labels = await sara.send("POST", path + "/labels",
-                                     {"add": ["گارانتی", "vip"], "remove": []})
+    status, labels = await sara.send(
+        "POST", path + "/labels", {"add": ["گارانتی", "vip"], "remove": []}
+    )
     assert labels == {"labels": ["vip", "گارانتی"]}
     status, labels = await sara.send("POST", path + "/labels", {"remove": ["vip"]})
     assert labels == {"labels": ["گارانتی"]}
@@ -62,9 +66,15 @@ async def test_reply_note_assign_transfer_status_and_labels(stack: Stack) -> Non
     _, log = await sara.get(path + "/events")
     log["events"] = [e for e in log["events"] if e["type"] != "message.delivery"]  # async
     assert [e["type"] for e in log["events"]] == [
-        "conversation.created", "message.created", "conversation.assigned", "note.created",
-        "message.created", "conversation.assigned", "conversation.status_changed",
-        "conversation.labels_changed", "conversation.labels_changed",
+        "conversation.created",
+        "message.created",
+        "conversation.assigned",
+        "note.created",
+        "message.created",
+        "conversation.assigned",
+        "conversation.status_changed",
+        "conversation.labels_changed",
+        "conversation.labels_changed",
         "conversation.status_changed",
     ]
     transfer = log["events"][5]
@@ -96,8 +106,10 @@ async def test_web_form_replies_show_as_not_deliverable_until_email_exists(
 async def test_transfer_to_a_team_and_the_events_stream_filters_by_team(
     storage_config: StorageConfig,
 ) -> None:
-    extra = {"routing": {"teams": [{"name": "sales"}, {"name": "support"}]},
-             "channels": [{"type": "webform", "name": "contact", "team": "support"}]}
+    extra = {
+        "routing": {"teams": [{"name": "sales"}, {"name": "support"}]},
+        "channels": [{"type": "webform", "name": "contact", "team": "support"}],
+    }
     async with running_stack(storage_config, extra) as stack:
         admin = await stack.add_agent("boss@example.com", role="admin", online=False)
         outsider = await stack.add_agent("out@example.com", online=False)  # in no team
@@ -111,8 +123,10 @@ async def test_transfer_to_a_team_and_the_events_stream_filters_by_team(
         _, teams = await admin.get("/api/v1/teams")
         sales = next(t["id"] for t in teams["teams"] if t["name"] == "sales")
         status, moved = await admin.send(
-            "POST", f"/api/v1/conversations/{conversation['id']}/assignment",
-            {"agent_id": None, "team_id": sales, "set_team": True})
+            "POST",
+            f"/api/v1/conversations/{conversation['id']}/assignment",
+            {"agent_id": None, "team_id": sales, "set_team": True},
+        )
         assert status == 200 and moved["team_id"] == sales
 
 
@@ -127,8 +141,10 @@ async def test_events_replay_what_a_reconnecting_agent_missed(stack: Stack) -> N
     await asyncio.sleep(0.3)
     async with ali.http.ws_connect(ws_url + f"?since={first['id']}") as ws:
         replayed = []
-        while not any(e["type"] == "message.created" and e["data"]["message"]["text"] == "دو"
-                      for e in replayed):
+        while not any(
+            e["type"] == "message.created" and e["data"]["message"]["text"] == "دو"
+            for e in replayed
+        ):
             replayed.append(json.loads((await asyncio.wait_for(ws.receive(), 5)).data))
     assert all(e["id"] > first["id"] for e in replayed)
     assert all(e["replayed"] for e in replayed)
@@ -171,21 +187,39 @@ async def callback_server() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
 
 async def test_api_channel_message_in_and_signed_reply_out(
-    storage_config: StorageConfig, callback_server: tuple[str, list[dict[str, Any]]],
+    storage_config: StorageConfig,
+    callback_server: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, received = callback_server
-    extra = {"channels": [{"type": "api", "name": "crm", "secret": SECRET,
-                           "callback_url": url}]}
+    monkeypatch.setenv("PISHKHAN_TEST_CRM_SECRET", SECRET)
+    extra = {
+        "channels": [
+            {
+                "type": "api",
+                "name": "crm",
+                "secret": "${PISHKHAN_TEST_CRM_SECRET}",
+                "callback_url": url,
+            }
+        ]
+    }
     async with running_stack(storage_config, extra) as stack:
         ali = await stack.add_agent("ali@example.com")
-        body = json.dumps({"id": "crm-1", "sender": {"id": "cust-9", "name": "نگار",
-                                                      "email": "negar@example.com"},
-                           "text": "مشتری از طریق CRM پیام داده", "thread_id": "case-77"},
-                          ensure_ascii=False).encode()
+        body = json.dumps(
+            {
+                "id": "crm-1",
+                "sender": {"id": "cust-9", "name": "نگار", "email": "negar@example.com"},
+                "text": "مشتری از طریق CRM پیام داده",
+                "thread_id": "case-77",
+            },
+            ensure_ascii=False,
+        ).encode()
         signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        async with stack.http.post(stack.base + "/channels/api/crm/messages", data=body,
-                                   headers={"X-Pishkhan-Signature": signature,
-                                            "Content-Type": "application/json"}) as response:
+        async with stack.http.post(
+            stack.base + "/channels/api/crm/messages",
+            data=body,
+            headers={"X-Pishkhan-Signature": signature, "Content-Type": "application/json"},
+        ) as response:
             assert response.status == 202
         conversation = await first_conversation(ali)
         path = f"/api/v1/conversations/{conversation['id']}"

@@ -35,7 +35,7 @@ API = "/channels/api/crm/messages"
 CHANNELS = {
     "channels": [
         {"type": "webform", "name": "contact"},
-        {"type": "api", "name": "crm", "secret": SECRET},
+        {"type": "api", "name": "crm", "secret": "${PISHKHAN_TEST_CRM_SECRET}"},
     ]
 }
 PAYLOADS = Path(__file__).parent.parent / "payloads"
@@ -55,8 +55,11 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def stack(storage_config: StorageConfig) -> AsyncIterator[Stack]:
+async def stack(
+    storage_config: StorageConfig, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Stack]:
     """Pishkhan on both backends with a web form `contact` and an API channel `crm`."""
+    monkeypatch.setenv("PISHKHAN_TEST_CRM_SECRET", SECRET)
     async with running_stack(storage_config, CHANNELS) as running:
         yield running
 

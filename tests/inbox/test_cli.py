@@ -13,24 +13,45 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def pishkhan(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "inbox.cli", "--log-level", "WARNING", "--config", str(config),
-         *args],
-        cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "inbox.cli",
+            "--log-level",
+            "WARNING",
+            "--config",
+            str(config),
+            *args,
+        ],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(f'storage: {{url: "sqlite+aiosqlite:///{tmp_path}/p.db"}}\n',
-                    encoding="utf-8")
+    path.write_text(f'storage: {{url: "sqlite+aiosqlite:///{tmp_path}/p.db"}}\n', encoding="utf-8")
     return path
 
 
 def test_migrate_then_add_agents_with_given_and_generated_passwords(config: Path) -> None:
     assert pishkhan(config, "migrate").stdout.strip() == "Database is up to date."
-    given = pishkhan(config, "agent", "add", "Sara@Example.com", "--name", "سارا",
-                     "--role", "admin", "--password-stdin", stdin="a long password here\n")
+    given = pishkhan(
+        config,
+        "agent",
+        "add",
+        "Sara@Example.com",
+        "--name",
+        "سارا",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="a long password here\n",
+    )
     assert given.returncode == 0, given.stderr
     assert "Added admin sara@example.com" in given.stdout
     assert "Password" not in given.stdout

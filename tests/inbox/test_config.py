@@ -25,17 +25,28 @@ def test_the_committed_config_is_the_working_embedded_default() -> None:
         ({"server": {"port": "eighty"}}, "server.port: Input should be a valid integer"),
         ({"channels": [{"type": "webform"}]}, "channels[0].name: Field required"),
         ({"channels": [{"type": "fax", "name": "x"}]}, "channels[0]"),
-        ({"channels": [{"type": "api", "name": "crm", "secret": "short"}]},
-         "channels[0].secret: Value should have at least 16"),
+        (
+            {"channels": [{"type": "api", "name": "crm", "secret": "${SHORT_SECRET}"}]},
+            "channels[0].secret: Value should have at least 16",
+        ),
+        (
+            {"channels": [{"type": "api", "name": "crm", "secret": "written-into-the-file"}]},
+            "channels[0].secret: a secret; write it as ${ENV_NAME}",
+        ),
         ({"storage": {"ulr": "x"}}, "storage.ulr: Extra inputs are not permitted"),
         ({"routing": {"rules": [{"team": "ghosts"}]}}, "rules[0].team: no team named 'ghosts'"),
-        ({"channels": [{"type": "webform", "name": "a"}, {"type": "webform", "name": "a"}]},
-         "the name 'a' is used twice"),
+        (
+            {"channels": [{"type": "webform", "name": "a"}, {"type": "webform", "name": "a"}]},
+            "the name 'a' is used twice",
+        ),
         ({"routing": {"business_hours": {"timezone": "Mars/Olympus"}}}, "unknown time zone"),
         ({"routing": {"business_hours": {"week": {"sat": ["17:00-09:00"]}}}}, "sat"),
     ],
 )
-def test_errors_name_the_key_and_the_problem(data: dict, message: str) -> None:
+def test_errors_name_the_key_and_the_problem(
+    data: dict, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHORT_SECRET", "short")
     with pytest.raises(ConfigError) as error:
         parse_config(data)
     assert message in str(error.value)
@@ -43,8 +54,11 @@ def test_errors_name_the_key_and_the_problem(data: dict, message: str) -> None:
 
 def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     data = {"channels": [{"type": "api", "name": "crm", "secret": "${CRM_SECRET}"}]}
-    with pytest.raises(ConfigError, match="channels\\[0\\].secret: environment variable "
-                       "CRM_SECRET is not set"):
+    with pytest.raises(
+        ConfigError,
+        match=r"channels\[0\].secret: environment variable "
+        r"CRM_SECRET is not set",
+    ):
         parse_config(data)
     monkeypatch.setenv("CRM_SECRET", "s3cret-from-the-environment")
     channel = parse_config(data).channels[0]

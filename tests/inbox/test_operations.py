@@ -52,9 +52,12 @@ async def _dead_letter_scenario(stack: Stack) -> None:
     assert stack.runtime.services is not None
     queue = stack.runtime.services.queue
     await queue.publish(INBOUND_TOPIC, "contact:broken", b"{not an envelope")
-    good = Inbound(channel="contact", external_id="ok-1",
-                   sender=Sender(external_id="ok@example.com", email="ok@example.com"),
-                   text="پیام سالم")
+    good = Inbound(
+        channel="contact",
+        external_id="ok-1",
+        sender=Sender(external_id="ok@example.com", email="ok@example.com"),
+        text="پیام سالم",
+    )
     await queue.publish(INBOUND_TOPIC, good.order_key, good.to_json())
 
     async def dead() -> list[dict[str, Any]] | None:

@@ -20,8 +20,13 @@ async def test_web_form_message_reaches_the_online_agent_live(stack: Stack) -> N
     async with maryam.http.ws_connect(stack.base.replace("http", "ws") + "/api/v1/events") as ws:
         status, body = await stack.post_form(
             "contact",
-            {"name": "رضا رضایی", "email": "Reza@Example.com", "phone": "۰۹۱۲۱۲۳۴۵۶۷",
-             "subject": "پیگیری سفارش", "message": ARTICLE},
+            {
+                "name": "رضا رضایی",
+                "email": "Reza@Example.com",
+                "phone": "۰۹۱۲۱۲۳۴۵۶۷",
+                "subject": "پیگیری سفارش",
+                "message": ARTICLE,
+            },
         )
         assert status == 202, body
         seen: list[str] = []
@@ -45,9 +50,7 @@ async def test_web_form_message_reaches_the_online_agent_live(stack: Stack) -> N
 async def test_same_email_on_a_later_form_is_the_same_customer(stack: Stack) -> None:
     agent = await stack.add_agent("ali@example.com")
     for text in ("اولین پیام", "دومین پیام"):
-        status, _ = await stack.post_form(
-            "contact", {"email": "sara@example.com", "message": text}
-        )
+        status, _ = await stack.post_form("contact", {"email": "sara@example.com", "message": text})
         assert status == 202
 
     async def two_messages() -> dict | None:
