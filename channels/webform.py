@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import uuid
@@ -145,6 +146,8 @@ class WebformChannel:
         self.config = config
         self._emit: Emit | None = None
         self._cursors: CursorStore | None = None
+        self._id_prefix = uuid.uuid4().hex
+        self._counter = itertools.count(1)
 
     async def start(self, emit: Emit, cursors: CursorStore) -> None:
         self._emit = emit
@@ -158,6 +161,11 @@ class WebformChannel:
             "web form replies are sent by email, and no email channel is configured",
             permanent=True,
         )
+
+    def _new_id(self) -> str:
+        """Unique without a random draw per request (os.urandom is slow on some VMs): a random
+        prefix chosen when the channel starts, and a counter."""
+        return f"{self._id_prefix}-{next(self._counter)}"
 
     def status(self) -> Mapping[str, Any]:
         return {"running": self._emit is not None}
@@ -197,11 +205,11 @@ class WebformChannel:
         fields = decode_fields(body, request.content_type, request.charset)
         if str(fields.get(self.config.honeypot, "")).strip():
             return web.json_response(
-                {"id": str(uuid.uuid4()), "status": "queued"}, status=202, headers=headers
+                {"id": self._new_id(), "status": "queued"}, status=202, headers=headers
             )
         submission = parse_submission(fields, self.config)
         digest = hashlib.sha256(body).hexdigest()
-        external_id = f"idem:{key}" if key else str(uuid.uuid4())
+        external_id = f"idem:{key}" if key else self._new_id()
         if key:
             seen = await self._cursors.get(self.name, external_id)
             if seen is not None:
