@@ -113,6 +113,10 @@ class Runtime:
         self.work = UnitOfWork(self.engine, sessions)
         queue = build_queue(config.queue, sessions, self.work)
         await queue.start()
+        if isinstance(queue, SqlQueue) and self.engine.dialect.name == "sqlite":
+            # One process serves an SQLite file: whatever is claimed was claimed by a process
+            # that is gone, so take it back now instead of after its lease runs out.
+            await queue.release_claims()
         hub, metrics = Hub(), Metrics()
         self._listeners.append(hub.publish)
         channels: dict[str, Channel] = {

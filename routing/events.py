@@ -142,7 +142,8 @@ class EventLog:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._pending: list[_Pending] = []
-        event.listen(session, "before_commit", self._write, once=True)
+        self._written = False
+        event.listen(session, "before_commit", self._write)
 
     def add(
         self,
@@ -171,8 +172,11 @@ class EventLog:
         del self._pending[checkpoint:]
 
     def _write(self, session: Session) -> None:
-        if not self._pending:
+        # "before_commit" also fires when a savepoint is released; only the outermost commit
+        # writes, once.
+        if self._written or session.in_nested_transaction() or not self._pending:
             return
+        self._written = True
         ids = session.scalars(
             insert(Event).returning(Event.id, sort_by_parameter_order=True),
             [pending.row for pending in self._pending],

@@ -48,7 +48,7 @@ class SqlQueue:
         self._concurrency = concurrency
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
+        self._wakeups: dict[str, asyncio.Event] = {}
 
     async def start(self) -> None:
         return None
@@ -84,7 +84,12 @@ class SqlQueue:
             for (*_, future), entry_id in zip(batch, ids, strict=True):
                 if not future.done():
                     future.set_result(entry_id)
-            self._wakeup.set()
+            for topic in {t for t, *_ in batch}:
+                self._wakeup(topic).set()
+
+    def _wakeup(self, topic: str) -> asyncio.Event:
+        """Set when something is published on `topic` in this process."""
+        return self._wakeups.setdefault(topic, asyncio.Event())
 
     async def _claim(self, topic: str, limit: int) -> list[Item]:
         return await self._work.run(_claim, topic, limit, self._clock(), self._config.lease_seconds)
@@ -112,8 +117,9 @@ class SqlQueue:
         return handled
 
     async def consume(self, topic: str, handler: Handler, *, stopping: asyncio.Event) -> None:
+        wakeup = self._wakeup(topic)
         while not stopping.is_set():
-            self._wakeup.clear()
+            wakeup.clear()
             try:
                 items = await self._claim(topic, self._config.batch_size)
             except Exception:
@@ -124,7 +130,7 @@ class SqlQueue:
                 await self._process(items, handler)
                 continue
             waiters = [
-                asyncio.create_task(self._wakeup.wait(), name="sql-queue-wakeup"),
+                asyncio.create_task(wakeup.wait(), name="sql-queue-wakeup"),
                 asyncio.create_task(stopping.wait(), name="sql-queue-stopping"),
             ]
             await asyncio.wait(
@@ -176,8 +182,13 @@ class SqlQueue:
             return False  # not an id of ours (it comes from a URL): nothing to requeue
         requeued = await self._work.run(_requeue, topic, int(dead_id))
         if requeued:
-            self._wakeup.set()
+            self._wakeup(topic).set()
         return requeued
+
+    async def release_claims(self) -> int:
+        """Make every claimed entry claimable again. Only for a queue nobody else consumes (the
+        embedded SQLite default after a crash), so restart does not wait out the old leases."""
+        return await self._work.run(_release_claims)
 
 
 def _insert(session: Session, rows: list[dict[str, object]]) -> list[str]:
@@ -263,6 +274,13 @@ def _settle(
                 available_at=now + backoff_seconds(attempts),
             )
         )
+
+
+def _release_claims(session: Session) -> int:
+    result = session.execute(
+        update(QueueEntry).where(QueueEntry.claimed_until > 0).values(claimed_until=0.0)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _requeue(session: Session, topic: str, dead_id: int) -> bool:

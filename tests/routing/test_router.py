@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,35 +32,60 @@ class Clock:
         return self.now
 
 
-def inbound(text: str, *, channel: str = "contact", who: str = "reza@example.com",
-            email: str = "", phone: str = "", thread: str | None = None,
-            name: str = "رضا") -> Inbound:
-    return Inbound(channel=channel, external_id=f"m{next(_ids)}",
-                   sender=Sender(external_id=who, name=name, email=email, phone=phone),
-                   text=text, thread_id=thread)
+def inbound(
+    text: str,
+    *,
+    channel: str = "contact",
+    who: str = "reza@example.com",
+    email: str = "",
+    phone: str = "",
+    thread: str | None = None,
+    name: str = "رضا",
+) -> Inbound:
+    return Inbound(
+        channel=channel,
+        external_id=f"m{next(_ids)}",
+        sender=Sender(external_id=who, name=name, email=email, phone=phone),
+        text=text,
+        thread_id=thread,
+    )
 
 
 class Desk:
     """A router and the agent actions on one database, with a clock and recorded events."""
 
-    def __init__(self, sessions: SessionFactory, config: RoutingConfig | None = None,
-                 channel_teams: dict[str, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        config: RoutingConfig | None = None,
+        channel_teams: dict[str, str | None] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = Clock()
         self.events: list[Published] = []
-        self.router = Router(sessions, config or RoutingConfig(),
-                             channel_teams=channel_teams or {}, notify=self.record,
-                             clock=self.clock)
-        self.actions = Actions(sessions, SqlQueue(sessions, QueueConfig()), self.record,
-                               clock=self.clock)
+        self.router = Router(
+            sessions,
+            config or RoutingConfig(),
+            channel_teams=channel_teams or {},
+            notify=self.record,
+            clock=self.clock,
+        )
+        self.actions = Actions(
+            sessions, SqlQueue(sessions, QueueConfig()), self.record, clock=self.clock
+        )
 
     async def record(self, events: Sequence[Published]) -> None:
         self.events.extend(events)
 
     async def agent(self, email: str, *, capacity: int = 10, online: bool = True) -> int:
         async with self.sessions.begin() as session:
-            agent = await create_agent(session, email=email, name=email, capacity=capacity,
-                                       password="a long enough password")
+            agent = await create_agent(
+                session,
+                email=email,
+                name=email,
+                capacity=capacity,
+                password="a long enough password",
+            )
         if online:
             await self.actions.set_presence(agent.id, "online")
         return agent.id
@@ -91,14 +117,18 @@ async def test_a_redelivered_message_is_stored_once(desk: Desk) -> None:
 
 
 async def test_the_same_email_on_another_channel_is_the_same_customer(desk: Desk) -> None:
-    a = await desk.router.route(inbound("از فرم", who="reza@example.com",
-                                        email="reza@example.com"))
-    b = await desk.router.route(inbound("از تلگرام", channel="telegram", who="tg:42",
-                                        email="REZA@example.com "))
-    c = await desk.router.route(inbound("از واتس‌اپ", channel="whatsapp", who="wa:1",
-                                        phone="+98 912 123 4567"))
-    d = await desk.router.route(inbound("باز از فرم", who="other@example.com",
-                                        email="other@example.com", phone="09121234567"))
+    a = await desk.router.route(inbound("از فرم", who="reza@example.com", email="reza@example.com"))
+    b = await desk.router.route(
+        inbound("از تلگرام", channel="telegram", who="tg:42", email="REZA@example.com ")
+    )
+    c = await desk.router.route(
+        inbound("از واتس‌اپ", channel="whatsapp", who="wa:1", phone="+98 912 123 4567")
+    )
+    d = await desk.router.route(
+        inbound(
+            "باز از فرم", who="other@example.com", email="other@example.com", phone="09121234567"
+        )
+    )
     assert a.customer_id == b.customer_id
     assert c.customer_id != a.customer_id
     assert d.customer_id == c.customer_id  # linked by the phone number, written differently
@@ -114,8 +144,7 @@ async def test_the_open_conversation_continues_and_provider_threads_stay_apart(
     assert one.conversation_id == two.conversation_id
     t1 = await desk.router.route(inbound("chat a", channel="tg", who="u1", thread="chat-1"))
     t2 = await desk.router.route(inbound("chat b", channel="tg", who="u1", thread="chat-2"))
-    t3 = await desk.router.route(inbound("chat a again", channel="tg", who="u1",
-                                         thread="chat-1"))
+    t3 = await desk.router.route(inbound("chat a again", channel="tg", who="u1", thread="chat-1"))
     assert t1.conversation_id == t3.conversation_id != t2.conversation_id
 
 
@@ -141,8 +170,12 @@ async def test_a_customer_message_wakes_a_snoozed_or_pending_conversation(desk: 
     agent = await desk.agent("ali@example.com")
     routed = await desk.router.route(inbound("سلام"))
     assert routed.conversation_id is not None
-    await desk.actions.set_status(routed.conversation_id, "snoozed", actor_agent_id=agent,
-                                  snoozed_until=desk.clock.now + timedelta(days=1))
+    await desk.actions.set_status(
+        routed.conversation_id,
+        "snoozed",
+        actor_agent_id=agent,
+        snoozed_until=desk.clock.now + timedelta(days=1),
+    )
     await desk.router.route(inbound("کسی هست؟"))
     assert (await desk.conversation(routed.conversation_id)).status == "open"
 
@@ -151,8 +184,12 @@ async def test_snoozed_conversations_reopen_when_their_time_comes(desk: Desk) ->
     agent = await desk.agent("ali@example.com")
     routed = await desk.router.route(inbound("سلام"))
     assert routed.conversation_id is not None
-    await desk.actions.set_status(routed.conversation_id, "snoozed", actor_agent_id=agent,
-                                  snoozed_until=desk.clock.now + timedelta(hours=1))
+    await desk.actions.set_status(
+        routed.conversation_id,
+        "snoozed",
+        actor_agent_id=agent,
+        snoozed_until=desk.clock.now + timedelta(hours=1),
+    )
     await desk.router.tick()
     assert (await desk.conversation(routed.conversation_id)).status == "snoozed"
     desk.clock.now += timedelta(hours=2)
@@ -163,14 +200,14 @@ async def test_snoozed_conversations_reopen_when_their_time_comes(desk: Desk) ->
 async def test_least_loaded_agent_gets_it_and_capacity_is_respected(desk: Desk) -> None:
     ali = await desk.agent("ali@example.com", capacity=1)
     sara = await desk.agent("sara@example.com", capacity=2)
-    results = [await desk.router.route(inbound("سلام", who=f"c{i}@example.com"))
-               for i in range(4)]
+    results = [await desk.router.route(inbound("سلام", who=f"c{i}@example.com")) for i in range(4)]
     assignees = [r.assignee_id for r in results]
     assert sorted(a for a in assignees if a) == sorted([ali, sara, sara])
     assert assignees[3] is None  # everyone is full: it waits in the queue
     async with desk.sessions() as session:
-        waiting = await session.scalar(select(func.count()).select_from(Conversation).where(
-            Conversation.assignee_id.is_(None)))
+        waiting = await session.scalar(
+            select(func.count()).select_from(Conversation).where(Conversation.assignee_id.is_(None))
+        )
     assert waiting == 1
 
 
@@ -226,11 +263,15 @@ async def test_an_agent_going_offline_hands_open_conversations_on(desk: Desk) ->
 
 
 async def test_rules_and_channel_teams_pick_the_team_queue(sessions: SessionFactory) -> None:
-    config = RoutingConfig.model_validate({
-        "teams": [{"name": "sales", "members": ["sam@example.com"]},
-                  {"name": "support", "members": ["sue@example.com"]}],
-        "rules": [{"team": "sales", "keywords": ["قیمت"]}],
-    })
+    config = RoutingConfig.model_validate(
+        {
+            "teams": [
+                {"name": "sales", "members": ["sam@example.com"]},
+                {"name": "support", "members": ["sue@example.com"]},
+            ],
+            "rules": [{"team": "sales", "keywords": ["قیمت"]}],
+        }
+    )
     desk = Desk(sessions, config, channel_teams={"contact": "support"})
     sam = await desk.agent("sam@example.com")
     sue = await desk.agent("sue@example.com")
@@ -251,10 +292,47 @@ async def test_every_change_is_an_event_in_the_log(desk: Desk) -> None:
     await desk.actions.assign(conversation, actor_agent_id=ali, agent_id=sara)
     await desk.actions.set_status(conversation, "pending", actor_agent_id=sara)
     async with desk.sessions() as session:
-        logged = (await session.scalars(select(Event.type).where(
-            Event.conversation_id == conversation).order_by(Event.id))).all()
+        logged = (
+            await session.scalars(
+                select(Event.type).where(Event.conversation_id == conversation).order_by(Event.id)
+            )
+        ).all()
         author = await session.get(Agent, sara)
     assert author is not None
-    assert logged == ["conversation.created", "message.created", "conversation.assigned",
-                      "note.created", "conversation.assigned", "conversation.status_changed"]
+    assert logged == [
+        "conversation.created",
+        "message.created",
+        "conversation.assigned",
+        "note.created",
+        "conversation.assigned",
+        "conversation.status_changed",
+    ]
     assert [e.type for e in desk.events if e.conversation_id == conversation] == logged
+
+
+async def test_one_failing_message_fails_alone_and_the_others_events_are_logged(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import routing.router
+
+    await desk.agent("ali@example.com")
+    real = routing.router.resolve_customers
+
+    def poisoned(session, inbounds, *, now):  # type: ignore[no-untyped-def]
+        if any(i.text == "poison" for i in inbounds):
+            raise ValueError("cannot route this one")
+        return real(session, inbounds, now=now)
+
+    monkeypatch.setattr(routing.router, "resolve_customers", poisoned)
+    desk.events.clear()
+    batch = [inbound("سلام", who=f"c{i}@example.com") for i in range(3)]
+    batch.insert(1, inbound("poison", who="bad@example.com"))
+    results = await asyncio.gather(*(desk.router.route(m) for m in batch), return_exceptions=True)
+    assert isinstance(results[1], ValueError)
+    assert all(not isinstance(r, BaseException) and r.message_id for r in results[:1] + results[2:])
+    assert await desk.count(Message) == 3
+    async with desk.sessions() as session:
+        logged = set((await session.scalars(select(Event.id))).all())
+    published = [e for e in desk.events if e.type == "message.created"]
+    assert len(published) == 3
+    assert {e.id for e in desk.events} <= logged  # every published event is in the log
