@@ -1,0 +1,1 @@
+"""`pishkhan bench`: the pipeline measured against ceilings taken in the same run, as ratios."""
