@@ -65,8 +65,9 @@ async def storage_config(
 ) -> AsyncIterator[StorageConfig]:
     """A fresh, migrated database: a SQLite file, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
-        config = StorageConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'pishkhan.db'}",
-                               sqlite_synchronous="normal")
+        config = StorageConfig(
+            url=f"sqlite+aiosqlite:///{tmp_path / 'pishkhan.db'}", sqlite_synchronous="normal"
+        )
         yield config
         return
     schema, admin = await _pg_schema()

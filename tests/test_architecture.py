@@ -59,6 +59,11 @@ def test_every_module_imports_on_its_own() -> None:
         "    except Exception as exc:\n"
         "        sys.exit(f'{name}: {exc!r}')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, *names], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script, *names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -11,12 +11,25 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def agent(
-    id: int, *, presence: str = "online", open_count: int = 0, capacity: int = 5,
-    idle_minutes: int | None = None, teams: tuple[int, ...] = (1,), active: bool = True,
+    id: int,
+    *,
+    presence: str = "online",
+    open_count: int = 0,
+    capacity: int = 5,
+    idle_minutes: int | None = None,
+    teams: tuple[int, ...] = (1,),
+    active: bool = True,
 ) -> Candidate:
     last = NOW - timedelta(minutes=idle_minutes) if idle_minutes is not None else None
-    return Candidate(id=id, presence=presence, active=active, capacity=capacity,
-                     open_count=open_count, last_assigned_at=last, team_ids=frozenset(teams))
+    return Candidate(
+        id=id,
+        presence=presence,
+        active=active,
+        capacity=capacity,
+        open_count=open_count,
+        last_assigned_at=last,
+        team_ids=frozenset(teams),
+    )
 
 
 def choose(**kwargs: object) -> tuple[int | None, str]:
@@ -32,9 +45,13 @@ def test_keeps_the_current_assignee_even_when_full_or_away() -> None:
 
 def test_an_offline_or_deactivated_assignee_is_replaced() -> None:
     assert choose(current_assignee=1, candidates=[agent(1, presence="offline"), agent(2)]) == (
-        2, "least_loaded")
+        2,
+        "least_loaded",
+    )
     assert choose(current_assignee=1, candidates=[agent(1, active=False), agent(2)]) == (
-        2, "least_loaded")
+        2,
+        "least_loaded",
+    )
 
 
 def test_the_customers_owner_comes_before_the_least_loaded() -> None:
@@ -43,15 +60,18 @@ def test_the_customers_owner_comes_before_the_least_loaded() -> None:
 
 
 def test_an_owner_without_capacity_or_offline_is_passed_over() -> None:
-    assert choose(owner_id=1, candidates=[agent(1, open_count=5), agent(2)]) == (
-        2, "least_loaded")
+    assert choose(owner_id=1, candidates=[agent(1, open_count=5), agent(2)]) == (2, "least_loaded")
     assert choose(owner_id=1, candidates=[agent(1, presence="away"), agent(2)]) == (
-        2, "least_loaded")
+        2,
+        "least_loaded",
+    )
 
 
 def test_the_owner_takes_it_even_outside_the_conversations_team() -> None:
     assert choose(owner_id=7, team_id=1, candidates=[agent(7, teams=(2,)), agent(2)]) == (
-        7, "owner")
+        7,
+        "owner",
+    )
 
 
 def test_least_open_conversations_wins_within_the_team() -> None:
@@ -71,8 +91,10 @@ def test_full_away_and_offline_agents_take_nothing_new() -> None:
 
 
 def test_without_a_team_everyone_available_is_a_candidate() -> None:
-    assert choose(team_id=None, candidates=[agent(1, open_count=2, teams=()), agent(2,
-                  open_count=1, teams=(9,))]) == (2, "least_loaded")
+    assert choose(
+        team_id=None,
+        candidates=[agent(1, open_count=2, teams=()), agent(2, open_count=1, teams=(9,))],
+    ) == (2, "least_loaded")
 
 
 def test_rules_pick_the_first_matching_team_with_persian_normalization() -> None:
@@ -83,7 +105,8 @@ def test_rules_pick_the_first_matching_team_with_persian_normalization() -> None
         RuleConfig(team="english", language="en"),
     ]
     pick = lambda text, channel="contact", language="fa", labels=(): pick_team(  # noqa: E731
-        rules, channel=channel, language=language, text=text, customer_labels=labels)
+        rules, channel=channel, language=language, text=text, customer_labels=labels
+    )
     assert pick("قيمت اين محصول چند است؟") == "sales"  # Arabic ي and ك forms
     assert pick("سلام", labels=("VIP",)) == "vip"
     assert pick("سلام", channel="tg") == "telegram"

@@ -25,5 +25,13 @@ async def test_upgrading_twice_changes_nothing(engine: AsyncEngine) -> None:
     await upgrade(engine)
     async with engine.connect() as connection:
         tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
-    assert {"messages", "conversations", "customers", "identities", "queue_entries",
-            "events", "dead_letters", "agents"} <= tables
+    assert {
+        "messages",
+        "conversations",
+        "customers",
+        "identities",
+        "queue_entries",
+        "events",
+        "dead_letters",
+        "agents",
+    } <= tables
