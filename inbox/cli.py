@@ -34,7 +34,9 @@ async def _serve(config: Config, roles: Sequence[str]) -> None:
     runtime = Runtime(config, roles=roles)
     await runtime.start()
     assert runtime.services is not None
-    first = await ensure_first_admin(runtime.services.sessions)
+    first = await ensure_first_admin(
+        runtime.services.sessions, capacity=config.routing.default_capacity
+    )
     if first is not None:
         print(
             f"First start: created admin {first[0]} with password {first[1]}\n"
@@ -77,7 +79,7 @@ async def _agent_add(config: Config, args: argparse.Namespace) -> None:
                 name=args.name or "",
                 password=password,
                 role=args.role,
-                capacity=args.capacity,
+                capacity=args.capacity or config.routing.default_capacity,
             )
     finally:
         await engine.dispose()
@@ -129,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("email")
     add.add_argument("--name")
     add.add_argument("--role", choices=("admin", "agent"), default="agent")
-    add.add_argument("--capacity", type=int, default=10)
+    add.add_argument("--capacity", type=int, help="default: routing.default_capacity")
     add.add_argument("--password-stdin", action="store_true")
     token = agent.add_parser("token", help="create an API bearer token for an agent")
     token.add_argument("email")

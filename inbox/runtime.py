@@ -77,14 +77,21 @@ def _measured(handler: Handler, metrics: Metrics) -> Handler:
     return measured
 
 
-async def ensure_first_admin(sessions: SessionFactory) -> tuple[str, str] | None:
+async def ensure_first_admin(
+    sessions: SessionFactory, *, capacity: int = 10
+) -> tuple[str, str] | None:
     """On a database without agents, create an admin and return its login (shown once)."""
     async with sessions.begin() as session:
         if await session.scalar(select(func.count()).select_from(Agent)):
             return None
         password = secrets.token_urlsafe(12)
         agent = await create_agent(
-            session, email="admin@pishkhan.local", name="Admin", password=password, role="admin"
+            session,
+            email="admin@pishkhan.local",
+            name="Admin",
+            password=password,
+            role="admin",
+            capacity=capacity,
         )
         return agent.email, password
 

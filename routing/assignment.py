@@ -47,7 +47,8 @@ def choose_agent(
     candidates: Sequence[Candidate],
 ) -> Decision:
     """1. keep the current assignee; 2. the customer's owner; 3–4. the least-loaded available
-    agent of the team (of everyone when there is no team), ties to the longest idle;
+    agent of the team (of everyone when there is no team or it has no members), ties to the
+    longest idle;
     5. nobody: the conversation waits in the team's queue."""
     by_id = {candidate.id: candidate for candidate in candidates}
     current = by_id.get(current_assignee) if current_assignee is not None else None
@@ -56,7 +57,10 @@ def choose_agent(
     owner = by_id.get(owner_id) if owner_id is not None else None
     if owner is not None and owner.available:
         return Decision(owner.id, "owner")
-    pool = [c for c in candidates if c.available and (team_id is None or team_id in c.team_ids)]
+    # A team nobody belongs to cannot answer anyone: treat it as no team rather than let its
+    # conversations wait forever.
+    staffed = team_id is not None and any(team_id in c.team_ids for c in candidates)
+    pool = [c for c in candidates if c.available and (not staffed or team_id in c.team_ids)]
     if not pool:
         return Decision(None, "queued")
     best = min(

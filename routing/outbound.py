@@ -128,6 +128,8 @@ def _record_delivery(
     message.delivery_status = status
     message.delivery_error = error
     if external_id:
-        message.external_id = f"out:{external_id}"
+        # Kept apart from `external_id`, whose (channel, external_id) space belongs to the
+        # messages customers send: a provider's id for a reply must never collide with one.
+        message.metadata_ = {**message.metadata_, "provider_id": external_id}
     log.add("message.delivery", conversation, {"message": message_summary(message)})
     return log

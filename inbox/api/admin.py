@@ -23,7 +23,8 @@ class NewAgentBody(Body):
     name: str = Field(default="", max_length=200)
     password: str = Field(min_length=10, max_length=1000)
     role: Literal["admin", "agent"] = "agent"
-    capacity: int = Field(default=10, ge=1, le=1000)
+    capacity: int | None = Field(default=None, ge=1, le=1000)
+    """Default: the configuration's `routing.default_capacity`."""
 
 
 class AgentPatchBody(Body):
@@ -73,7 +74,7 @@ async def add_agent(request: web.Request) -> web.StreamResponse:
                 name=body.name,
                 password=body.password,
                 role=body.role,
-                capacity=body.capacity,
+                capacity=body.capacity or request.app[SERVICES].config.routing.default_capacity,
             )
     except AccountError as exc:
         raise ApiError(422, str(exc)) from None

@@ -294,9 +294,16 @@ async def retry_message(request: web.Request) -> web.StreamResponse:
 
 
 async def get_customer(request: web.Request) -> web.StreamResponse:
+    """Admins see every customer; an agent, those with a conversation the agent can see."""
     customer_id = int_param(request, "id")
+    who = principal(request)
     async with request.app[SERVICES].sessions() as session:
-        profile = await customer_profile(session, customer_id)
+        visible_one = await session.scalar(
+            visible(select(Conversation.id), who)
+            .where(Conversation.customer_id == customer_id)
+            .limit(1)
+        )
+        profile = await customer_profile(session, customer_id) if visible_one else None
     if profile is None:
         raise ApiError(404, f"not found: customer {customer_id}")
     return json_response(profile)

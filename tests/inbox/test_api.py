@@ -234,3 +234,45 @@ async def test_api_channel_message_in_and_signed_reply_out(
             return detail["messages"][-1]["delivery_status"] == "sent"
 
         await eventually(sent)
+        assert len(received) == 1
+
+        # The client's own ids live apart from ours: an id that looks like a delivered reply's
+        # is still the customer's new message.
+        _, detail = await ali.get(path)
+        reply_id = detail["messages"][-1]["id"]
+        body = json.dumps(
+            {"id": f"out:{reply_id}", "sender": {"id": "cust-9"}, "text": "ممنون"}
+        ).encode()
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        async with stack.http.post(
+            stack.base + "/channels/api/crm/messages",
+            data=body,
+            headers={"X-Pishkhan-Signature": signature, "Content-Type": "application/json"},
+        ) as response:
+            assert response.status == 202
+
+        async def thanked() -> bool:
+            _, detail = await ali.get(path)
+            return detail["messages"][-1]["text"] == "ممنون"
+
+        await eventually(thanked)
+        assert len(received) == 1
+
+
+async def test_an_agent_sees_only_customers_of_conversations_they_can_see(
+    storage_config: StorageConfig,
+) -> None:
+    extra = {
+        "routing": {"teams": [{"name": "sales", "members": ["sam@example.com"]}]},
+        "channels": [{"type": "webform", "name": "contact", "team": "sales"}],
+    }
+    async with running_stack(storage_config, extra) as stack:
+        admin = await stack.add_agent("boss@example.com", role="admin", online=False)
+        outsider = await stack.add_agent("out@example.com", online=False)
+        await stack.post_form("contact", {"email": "reza@example.com", "message": "سلام"})
+        conversation = await first_conversation(admin)
+        customer = conversation["customer"]["id"]
+        status, profile = await admin.get(f"/api/v1/customers/{customer}")
+        assert status == 200 and profile["emails"] == ["reza@example.com"]
+        status, _ = await outsider.get(f"/api/v1/customers/{customer}")
+        assert status == 404

@@ -112,3 +112,10 @@ def test_rules_pick_the_first_matching_team_with_persian_normalization() -> None
     assert pick("سلام", channel="tg") == "telegram"
     assert pick("hello", language="en") == "english"
     assert pick("سلام") is None
+
+
+def test_a_team_nobody_belongs_to_does_not_strand_its_conversations() -> None:
+    assert choose(team_id=5, candidates=[agent(1, teams=()), agent(2, teams=(9,))]) == (
+        1,
+        "least_loaded",
+    )
