@@ -300,6 +300,9 @@ class _Consumer:
         self.tick_seconds = min(1.0, self.config.lease_seconds / 3)
         self.next_sweep = time.monotonic() + self.config.lease_seconds
         self.background: set[asyncio.Task[None]] = set()
+        self.not_reading = asyncio.Event()
+        """Clear while an XREADGROUP is in flight: a lease is given back only when it is set."""
+        self.not_reading.set()
 
     # -- the two modes ---------------------------------------------------------------------------
 
@@ -472,6 +475,10 @@ class _Consumer:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        # A read that began before `closing` may still deliver this partition's entries to the
+        # owner's pending list. Giving the lease back before it returns would let the next owner
+        # finish its `0` pass first and read later entries of the same key with `>`: out of order.
+        await self.not_reading.wait()
         try:
             await asyncio.wait_for(
                 self.queue._release(keys=[part.lease], args=[self.id]), _CLEANUP_SECONDS
@@ -557,13 +564,17 @@ class _Consumer:
         ]
         if not readable:
             return None
-        reply = await self.client.xreadgroup(
-            GROUP,
-            OWNER,
-            {part.stream: ">" for part in readable},
-            count=room - max(len(part.known) for part in readable),
-            block=None if block is None else max(1, int(block * 1000)),
-        )
+        self.not_reading.clear()
+        try:
+            reply = await self.client.xreadgroup(
+                GROUP,
+                OWNER,
+                {part.stream: ">" for part in readable},
+                count=room - max(len(part.known) for part in readable),
+                block=None if block is None else max(1, int(block * 1000)),
+            )
+        finally:
+            self.not_reading.set()
         by_stream = {part.stream: part for part in readable}
         read = 0
         for stream, rows in _streams(reply):
