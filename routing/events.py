@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import event, insert
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from storage.bulk import insert_ids
 from storage.models import Event, utcnow
 
 
@@ -177,10 +178,7 @@ class EventLog:
         if self._written or session.in_nested_transaction() or not self._pending:
             return
         self._written = True
-        ids = session.scalars(
-            insert(Event).returning(Event.id, sort_by_parameter_order=True),
-            [pending.row for pending in self._pending],
-        ).all()
+        ids = insert_ids(session, Event, [pending.row for pending in self._pending])
         for pending, event_id in zip(self._pending, ids, strict=True):
             pending.id = event_id
 

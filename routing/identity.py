@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from channels.base import Inbound, Sender
 from channels.contacts import normalize_email, normalize_phone
+from storage.bulk import insert_ids
 from storage.models import ContactPoint, Customer, Identity
 
 logger = logging.getLogger(__name__)
@@ -136,13 +137,14 @@ def _write(
 ) -> None:
     created = [ref for ref in customers if ref.new]
     if created:
-        ids = session.scalars(
-            insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+        ids = insert_ids(
+            session,
+            Customer,
             [
                 {"name": ref.name, "attributes": {}, "created_at": now, "last_contact_at": now}
                 for ref in created
             ],
-        ).all()
+        )
         for ref, customer_id in zip(created, ids, strict=True):
             ref.id = customer_id
     existing = [ref for ref in customers if not ref.new]

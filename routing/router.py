@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from routing.events import EventLog, Notify, conversation_summary, message_summa
 from routing.identity import CustomerRef, resolve_customers
 from routing.teams import sync_teams
 from routing.threads import ConversationRef, save_conversations, thread_messages
+from storage.bulk import insert_ids
 from storage.db import SessionFactory
 from storage.models import Conversation, CustomerLabel, Label, Message, utcnow
 from storage.queue import Item
@@ -360,9 +361,7 @@ def _store_messages(
         }
         for inbound, conversation in zip(inbounds, conversations, strict=True)
     ]
-    ids = session.scalars(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
-    ).all()
+    ids = insert_ids(session, Message, rows)
     return [
         _StoredMessage(
             id=message_id,

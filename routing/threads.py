@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from channels.base import Inbound
+from storage.bulk import insert_ids
 from storage.models import Conversation
 
 UNRESOLVED = ("open", "pending", "snoozed", "bot")
@@ -167,8 +168,9 @@ def save_conversations(session: Session, refs: Sequence[ConversationRef]) -> Non
     unique = list({id(ref): ref for ref in refs}.values())
     created = [ref for ref in unique if ref.new]
     if created:
-        ids = session.scalars(
-            insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
+        ids = insert_ids(
+            session,
+            Conversation,
             [
                 {
                     "customer_id": r.customer_id,
@@ -186,7 +188,7 @@ def save_conversations(session: Session, refs: Sequence[ConversationRef]) -> Non
                 }
                 for r in created
             ],
-        ).all()
+        )
         for ref, conversation_id in zip(created, ids, strict=True):
             ref.id, ref.new = conversation_id, False
     existing = [ref for ref in unique if ref not in created]

@@ -14,9 +14,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from storage.bulk import insert_ids
 from storage.config import QueueConfig
 from storage.db import SessionFactory
 from storage.models import DeadLetter, QueueEntry
@@ -192,10 +193,7 @@ class SqlQueue:
 
 
 def _insert(session: Session, rows: list[dict[str, object]]) -> list[str]:
-    result = session.scalars(
-        insert(QueueEntry).returning(QueueEntry.id, sort_by_parameter_order=True), rows
-    )
-    return [str(row_id) for row_id in result]
+    return [str(row_id) for row_id in insert_ids(session, QueueEntry, rows)]
 
 
 def _claim(session: Session, topic: str, limit: int, now: float, lease: float) -> list[Item]:
