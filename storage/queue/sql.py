@@ -5,6 +5,12 @@ in order even with several consumers; a claim is a lease, so a dead consumer's e
 Concurrent publishes are written in one transaction (group commit) and each returns once stored.
 Every write is a unit of work (`storage.work`): on SQLite they all go through the one writer
 thread, so publishing never sleeps on a lock the router holds.
+
+An *exclusive* queue (the embedded SQLite default: one process owns the file) keeps its schedule
+in memory (`storage.queue.schedule`): what is published here goes straight to the local consumer
+with no claim query, and acknowledgements are written lazily, with the next publish or within
+`ACK_DELAY` seconds. After a crash the unacknowledged entries run again: at-least-once, as always
+(the router drops what it has stored already).
 """
 
 from __future__ import annotations
@@ -22,11 +28,15 @@ from storage.config import QueueConfig
 from storage.db import SessionFactory
 from storage.models import DeadLetter, QueueEntry
 from storage.queue.base import DeadItem, Handler, Item, QueueStats, backoff_seconds
+from storage.queue.schedule import Entry, Schedule
 from storage.work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
 _Pending = tuple[str, str, bytes, "asyncio.Future[str]"]
+ACK_DELAY = 0.5
+"""Seconds an exclusive queue may hold acknowledgements before writing them on their own."""
+_ACK_CHUNK = 500
 
 
 class SqlQueue:
@@ -39,7 +49,9 @@ class SqlQueue:
         poll_interval: float = 0.5,
         concurrency: int = 64,
         work: UnitOfWork | None = None,
+        exclusive: bool = False,
     ) -> None:
+        """`exclusive`: no other process consumes or publishes to this database's queue."""
         self._sessions = sessions
         self._work = work or UnitOfWork.for_sessions(sessions)
         self._owns_work = work is None
@@ -50,6 +62,11 @@ class SqlQueue:
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._exclusive = exclusive
+        self._schedules: dict[str, Schedule] = {}
+        self._loading: dict[str, asyncio.Task[Schedule]] = {}
+        self._acks: list[int] = []
+        self._ack_writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         return None
@@ -58,6 +75,7 @@ class SqlQueue:
         """Finish writing what was published; safe to call twice."""
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        await self._write_acks()
         if self._owns_work:
             await self._work.close()
 
@@ -75,14 +93,18 @@ class SqlQueue:
                 {"topic": t, "key": k, "payload": p, "available_at": 0.0, "claimed_until": 0.0}
                 for t, k, p, _ in batch
             ]
+            acks, self._acks = self._acks, []
             try:
-                ids = await self._work.run(_insert, rows)
+                ids = await self._work.run(_insert, rows, acks)
             except Exception as exc:  # every waiting publisher hears of it
+                self._acks.extend(acks)
                 for *_, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (*_, future), entry_id in zip(batch, ids, strict=True):
+            for (topic, key, payload, future), entry_id in zip(batch, ids, strict=True):
+                if (schedule := self._schedules.get(topic)) is not None:
+                    schedule.add(Entry(int(entry_id), key, payload))
                 if not future.done():
                     future.set_result(entry_id)
             for topic in {t for t, *_ in batch}:
@@ -111,6 +133,8 @@ class SqlQueue:
         await self._work.run(_settle, items, failures, self._clock(), self._config.max_attempts)
 
     async def drain(self, topic: str, handler: Handler) -> int:
+        if self._exclusive:
+            return await self._drain_scheduled(topic, handler)
         handled = 0
         while items := await self._claim(topic, self._config.batch_size):
             await self._process(items, handler)
@@ -118,6 +142,8 @@ class SqlQueue:
         return handled
 
     async def consume(self, topic: str, handler: Handler, *, stopping: asyncio.Event) -> None:
+        if self._exclusive:
+            return await self._consume_scheduled(topic, handler, stopping)
         wakeup = self._wakeup(topic)
         while not stopping.is_set():
             wakeup.clear()
@@ -141,16 +167,21 @@ class SqlQueue:
                 waiter.cancel()
 
     async def stats(self, topic: str) -> QueueStats:
+        await self._write_acks()
         now = self._clock()
         async with self._sessions() as session:
             depth = await session.scalar(
                 select(func.count()).select_from(QueueEntry).where(QueueEntry.topic == topic)
             )
-            pending = await session.scalar(
-                select(func.count())
-                .select_from(QueueEntry)
-                .where(QueueEntry.topic == topic, QueueEntry.claimed_until > now)
-            )
+            if self._exclusive:
+                schedule = self._schedules.get(topic)
+                pending: int | None = schedule.running if schedule else 0
+            else:
+                pending = await session.scalar(
+                    select(func.count())
+                    .select_from(QueueEntry)
+                    .where(QueueEntry.topic == topic, QueueEntry.claimed_until > now)
+                )
             dead = await session.scalar(
                 select(func.count()).select_from(DeadLetter).where(DeadLetter.topic == topic)
             )
@@ -182,9 +213,139 @@ class SqlQueue:
         if not (dead_id.isascii() and dead_id.isdigit() and len(dead_id) <= 18):
             return False  # not an id of ours (it comes from a URL): nothing to requeue
         requeued = await self._work.run(_requeue, topic, int(dead_id))
-        if requeued:
-            self._wakeup(topic).set()
-        return requeued
+        if requeued is None:
+            return False
+        if (schedule := self._schedules.get(topic)) is not None:
+            schedule.add(requeued)
+        self._wakeup(topic).set()
+        return True
+
+    # -- the exclusive mode ------------------------------------------------------------------------
+
+    async def _schedule(self, topic: str) -> Schedule:
+        """The topic's schedule, loaded from the table the first time (what a previous run left).
+        Registered before the load, so what is published meanwhile is not missed."""
+        if topic in self._loading:
+            return await asyncio.shield(self._loading[topic])
+        schedule = self._schedules[topic] = Schedule()
+
+        async def load() -> Schedule:
+            for entry in await self._work.run(_load, topic):
+                schedule.add(entry)
+            return schedule
+
+        self._loading[topic] = asyncio.ensure_future(load())
+        return await asyncio.shield(self._loading[topic])
+
+    async def _consume_scheduled(
+        self, topic: str, handler: Handler, stopping: asyncio.Event
+    ) -> None:
+        wakeup = self._wakeup(topic)
+        schedule: Schedule | None = None
+        while not stopping.is_set():
+            wakeup.clear()
+            if schedule is None:
+                try:
+                    schedule = await self._schedule(topic)
+                except Exception:
+                    logger.exception("loading queue %s failed; retrying", topic)
+                    self._loading.pop(topic, None)
+                    await asyncio.sleep(self._poll_interval)
+                    continue
+            entries = schedule.take(self._config.batch_size, self._clock())
+            if entries:
+                await self._run_scheduled(topic, schedule, entries, handler)
+                continue
+            timeout = self._poll_interval
+            if (due := schedule.next_due()) is not None:
+                timeout = max(0.0, min(timeout, due - self._clock()))
+            waiters = [
+                asyncio.create_task(wakeup.wait(), name="sql-queue-wakeup"),
+                asyncio.create_task(stopping.wait(), name="sql-queue-stopping"),
+            ]
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _drain_scheduled(self, topic: str, handler: Handler) -> int:
+        schedule = await self._schedule(topic)
+        handled = 0
+        while entries := schedule.take(self._config.batch_size, self._clock()):
+            await self._run_scheduled(topic, schedule, entries, handler)
+            handled += len(entries)
+        await self._write_acks()
+        return handled
+
+    async def _run_scheduled(
+        self, topic: str, schedule: Schedule, entries: list[Entry], handler: Handler
+    ) -> None:
+        items = [
+            Item(id=str(e.id), topic=topic, key=e.key, payload=e.payload, attempts=e.attempts)
+            for e in entries
+        ]
+        limit = asyncio.Semaphore(self._concurrency)
+        failures: dict[str, str] = {}
+
+        async def one(item: Item) -> None:
+            async with limit:
+                try:
+                    await handler(item)
+                except Exception as exc:
+                    logger.exception("queue item %s (key %s) failed", item.id, item.key)
+                    failures[item.id] = f"{type(exc).__name__}: {exc}"
+
+        await asyncio.gather(*(one(item) for item in items))
+        failed = [
+            (entry, item) for entry, item in zip(entries, items, strict=True) if item.id in failures
+        ]
+        for entry, item in zip(entries, items, strict=True):
+            if item.id not in failures:
+                schedule.finish(entry)
+                self._acks.append(entry.id)
+        if not failed:
+            self._ack_soon()
+            return
+        acks, self._acks = self._acks, []
+        try:  # retries and dead letters are written at once, so a restart continues the count
+            await self._work.run(
+                _settle,
+                [item for _, item in failed],
+                failures,
+                self._clock(),
+                self._config.max_attempts,
+                acks,
+            )
+        except Exception:
+            logger.exception("recording failed attempts on queue %s failed", topic)
+            self._acks.extend(acks)
+        now = self._clock()
+        for entry, item in failed:
+            attempts = item.attempts + 1
+            if attempts >= self._config.max_attempts:
+                schedule.finish(entry)
+            else:
+                schedule.postpone(
+                    entry, attempts=attempts, available_at=now + backoff_seconds(attempts)
+                )
+
+    def _ack_soon(self) -> None:
+        if self._acks and (self._ack_writer is None or self._ack_writer.done()):
+            self._ack_writer = asyncio.create_task(self._ack_later(), name="sql-queue-acks")
+
+    async def _ack_later(self) -> None:
+        await asyncio.sleep(ACK_DELAY)
+        await self._write_acks()
+
+    async def _write_acks(self) -> None:
+        """Delete the acknowledged entries not yet written (the next publish usually does)."""
+        if not self._acks:
+            return
+        acks, self._acks = self._acks, []
+        try:
+            await self._work.run(_delete, acks)
+        except Exception:
+            logger.exception("writing %d queue acknowledgements failed; they run again", len(acks))
+            self._acks.extend(acks)
 
     async def release_claims(self) -> int:
         """Make every claimed entry claimable again. Only for a queue nobody else consumes (the
@@ -192,8 +353,31 @@ class SqlQueue:
         return await self._work.run(_release_claims)
 
 
-def _insert(session: Session, rows: list[dict[str, object]]) -> list[str]:
+def _insert(session: Session, rows: list[dict[str, object]], acks: Sequence[int] = ()) -> list[str]:
+    _delete(session, acks)
     return [str(row_id) for row_id in insert_ids(session, QueueEntry, rows)]
+
+
+def _delete(session: Session, ids: Sequence[int]) -> None:
+    for start in range(0, len(ids), _ACK_CHUNK):
+        session.execute(
+            delete(QueueEntry).where(QueueEntry.id.in_(ids[start : start + _ACK_CHUNK]))
+        )
+
+
+def _load(session: Session, topic: str) -> list[Entry]:
+    rows = session.execute(
+        select(
+            QueueEntry.id,
+            QueueEntry.key,
+            QueueEntry.payload,
+            QueueEntry.attempts,
+            QueueEntry.available_at,
+        )
+        .where(QueueEntry.topic == topic)
+        .order_by(QueueEntry.id)
+    )
+    return [Entry(row.id, row.key, row.payload, row.attempts, row.available_at) for row in rows]
 
 
 def _claim(session: Session, topic: str, limit: int, now: float, lease: float) -> list[Item]:
@@ -240,8 +424,10 @@ def _settle(
     failures: dict[str, str],
     now: float,
     max_attempts: int,
+    acks: Sequence[int] = (),
 ) -> None:
     """Acknowledge what succeeded; schedule a retry of what failed, or dead-letter it."""
+    _delete(session, acks)
     done = [int(item.id) for item in items if item.id not in failures]
     if done:
         session.execute(delete(QueueEntry).where(QueueEntry.id.in_(done)))
@@ -281,14 +467,14 @@ def _release_claims(session: Session) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _requeue(session: Session, topic: str, dead_id: int) -> bool:
+def _requeue(session: Session, topic: str, dead_id: int) -> Entry | None:
     dead = session.get(DeadLetter, dead_id)
     if dead is None or dead.topic != topic:
-        return False
-    session.add(
-        QueueEntry(
-            topic=topic, key=dead.key, payload=dead.payload, available_at=0.0, claimed_until=0.0
-        )
+        return None
+    entry = QueueEntry(
+        topic=topic, key=dead.key, payload=dead.payload, available_at=0.0, claimed_until=0.0
     )
+    session.add(entry)
     session.delete(dead)
-    return True
+    session.flush()
+    return Entry(entry.id, entry.key, entry.payload)

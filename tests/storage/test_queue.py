@@ -93,6 +93,8 @@ async def test_publish_then_drain_delivers_every_item_once(queues: Queues) -> No
 
 
 async def test_each_key_in_publish_order_with_two_consumers(queues: Queues) -> None:
+    if queues.exclusive:
+        pytest.skip("an exclusive queue has one consumer by definition")
     first, second = queues(), queues()
     one, two = Recorder(max_delay=0.003, name="one"), Recorder(max_delay=0.003, name="two")
     active: set[str] = set()
