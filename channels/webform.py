@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -136,6 +138,14 @@ def decode_fields(body: bytes, content_type: str, charset: str | None) -> dict[s
     return dict(pairs)
 
 
+@dataclass
+class _Turn:
+    """Posts of one idempotency key take turns; `users` counts the holder and its waiters."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class WebformChannel:
     """Accepts submissions; replies go out by email, so this channel cannot send by itself."""
 
@@ -148,6 +158,7 @@ class WebformChannel:
         self._cursors: CursorStore | None = None
         self._id_prefix = uuid.uuid4().hex
         self._counter = itertools.count(1)
+        self._turns: dict[str, _Turn] = {}
 
     async def start(self, emit: Emit, cursors: CursorStore) -> None:
         self._emit = emit
@@ -166,6 +177,21 @@ class WebformChannel:
         """Unique without a random draw per request (os.urandom is slow on some VMs): a random
         prefix chosen when the channel starts, and a counter."""
         return f"{self._id_prefix}-{next(self._counter)}"
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, key: str) -> AsyncIterator[None]:
+        """Hold the key while checking, queueing and remembering a post, so that a concurrent
+        post of the same key sees the first one's outcome instead of racing it. In-process only;
+        across web nodes the deterministic external id still makes the router store it once."""
+        turn = self._turns.setdefault(key, _Turn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._turns[key]
 
     def status(self) -> Mapping[str, Any]:
         return {"running": self._emit is not None}
@@ -208,24 +234,37 @@ class WebformChannel:
                 {"id": self._new_id(), "status": "queued"}, status=202, headers=headers
             )
         submission = parse_submission(fields, self.config)
-        digest = hashlib.sha256(body).hexdigest()
-        external_id = f"idem:{key}" if key else self._new_id()
         if key:
-            seen = await self._cursors.get(self.name, external_id)
-            if seen is not None:
-                if seen != digest:
-                    raise Rejected(422, "Idempotency-Key was already used with a different body")
-                return web.json_response(
-                    {"id": external_id, "status": "duplicate"}, status=200, headers=headers
-                )
-        await self._emit(self._inbound(submission, external_id))
-        if key:
-            await self._cursors.set(self.name, external_id, digest)
+            # The external id is the key itself, so even posts that race past the turn (on
+            # another web node) are stored once by the router's unique (channel, external_id).
+            external_id = f"idem:{key}"
+            async with self._turn(external_id):
+                if not await self._queue_once(submission, external_id, body):
+                    return web.json_response(
+                        {"id": external_id, "status": "duplicate"}, status=200, headers=headers
+                    )
+        else:
+            external_id = self._new_id()
+            await self._emit(self._inbound(submission, external_id))
         if self.config.success_url and request.content_type != "application/json":
             raise web.HTTPSeeOther(self.config.success_url, headers=headers)
         return web.json_response(
             {"id": external_id, "status": "queued"}, status=202, headers=headers
         )
+
+    async def _queue_once(self, submission: Submission, external_id: str, body: bytes) -> bool:
+        """Queue a keyed post unless its key was seen; False for a repeat of the same body,
+        `Rejected` for the key reused with another body. Call it holding the key's turn."""
+        assert self._emit is not None and self._cursors is not None
+        digest = hashlib.sha256(body).hexdigest()
+        seen = await self._cursors.get(self.name, external_id)
+        if seen is not None:
+            if seen != digest:
+                raise Rejected(422, "Idempotency-Key was already used with a different body")
+            return False
+        await self._emit(self._inbound(submission, external_id))
+        await self._cursors.set(self.name, external_id, digest)
+        return True
 
     def _inbound(self, submission: Submission, external_id: str) -> Inbound:
         return Inbound(

@@ -25,7 +25,7 @@ from inbox.realtime import Hub
 from inbox.services import Services
 from routing.actions import OUTBOUND_TOPIC, Actions
 from routing.events import Published
-from routing.outbound import Deliverer
+from routing.outbound import Deliverer, DeliverySweep
 from routing.router import INBOUND_TOPIC, Router
 from storage.config import QueueConfig
 from storage.cursors import SqlCursorStore
@@ -44,7 +44,9 @@ TICK_SECONDS = 5.0
 
 def build_queue(config: QueueConfig, sessions: SessionFactory, work: UnitOfWork) -> Queue:
     if config.url == "sql":
-        return SqlQueue(sessions, config, work=work)
+        # One process serves an SQLite file (DESIGN.md), so its queue plans work in memory.
+        sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+        return SqlQueue(sessions, config, work=work, exclusive=sqlite)
     if config.url.startswith(("redis://", "rediss://", "unix://")):
         from redis.asyncio import Redis
 
@@ -120,10 +122,6 @@ class Runtime:
         self.work = UnitOfWork(self.engine, sessions)
         queue = build_queue(config.queue, sessions, self.work)
         await queue.start()
-        if isinstance(queue, SqlQueue) and self.engine.dialect.name == "sqlite":
-            # One process serves an SQLite file: whatever is claimed was claimed by a process
-            # that is gone, so take it back now instead of after its lease runs out.
-            await queue.release_claims()
         hub, metrics = Hub(), Metrics()
         self._listeners.append(hub.publish)
         channels: dict[str, Channel] = {
@@ -170,6 +168,10 @@ class Runtime:
                 "outbound-consumer",
             )
             self._spawn(self._tick_forever(), "router-tick")
+            # Replies a crash cut short; alone: one process owns the SQLite file.
+            sweep = DeliverySweep(sessions, queue, self._notify, work=self.work)
+            alone = isinstance(queue, SqlQueue) and self.engine.dialect.name == "sqlite"
+            self._spawn(sweep.run(self._stopping, alone=alone), "outbound-sweep")
         if "web" in self.roles:
             self._runner = web.AppRunner(
                 create_app(self.services), access_log=None, shutdown_timeout=5.0
