@@ -12,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, report
+from bench import inbox, ingest, report
 from bench.procs import REPO
 from bench.settings import Settings, load
 
@@ -43,6 +43,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         workdir = Path(tmp)
         pipe, pipe_latency, database = await ingest.pipeline(settings, workdir)
         bare, bare_latency = await ingest.bare(settings, workdir, rate=pipe_latency.rate)
+        reads = await inbox.run(settings, workdir)
     return {
         "settings": settings.as_dict(),
         "ingest": {
@@ -52,6 +53,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         },
         "latency": {"pipeline": pipe_latency.as_dict(), "bare": bare_latency.as_dict()},
         "database": database,
+        "inbox": reads,
     }
 
 
@@ -63,6 +65,7 @@ def main() -> None:
     result["seconds"] = time.perf_counter() - started
     result["machine"]["load_average_after"] = os.getloadavg()[0]
     print(report.table(result))
+    print(report.inbox_table(result))
     print(f"\n{result['seconds']:.0f} s in all; results in {report.save(result)}")
 
 

@@ -91,3 +91,28 @@ def save(result: dict[str, Any]) -> Path:
     path = RESULTS / "latest.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def inbox_table(result: dict[str, Any]) -> str:
+    """Inbox read latency over the API on a large seeded inbox, per backend."""
+    settings, reads = result["settings"], result.get("inbox")
+    if not reads:
+        return ""
+    aims = {"list": 0.050, "open": 0.050, "search": 0.200}
+    lines = [
+        f"inbox reads — {settings['inbox_conversations']} conversations, "
+        f"{settings['inbox_messages']} messages, {settings['inbox_samples']} requests each",
+    ]
+    for backend, figures in reads.items():
+        if "error" in figures:
+            lines.append(f"  {backend}: skipped ({figures['error']})")
+            continue
+        lines.append(f"  {backend} (seeded in {figures['seed_seconds']:.0f} s):")
+        for name, aim in aims.items():
+            f = figures[name]
+            mark = "✓" if f["p95"] < aim else "✗"
+            lines.append(
+                f"    {name:<7} p50 {_ms(f['p50']):>9}  p95 {_ms(f['p95']):>9}  "
+                f"aim p95 < {aim * 1000:.0f} ms {mark}"
+            )
+    return "\n".join(lines)

@@ -24,6 +24,11 @@ class Settings:
     latency_max: int = 3000
     synchronous: str = "full"
     """The SQLite `synchronous` setting of the pipeline's database (the default is `full`)."""
+    inbox_conversations: int = 100_000
+    """Conversations seeded for the inbox read run (list, open, search)."""
+    inbox_messages: int = 1_000_000
+    inbox_samples: int = 200
+    """Requests timed per inbox figure."""
     quick: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -31,7 +36,15 @@ class Settings:
 
 
 QUICK = Settings(
-    requests=600, concurrency=32, warmup=100, latency_seconds=4.0, latency_max=800, quick=True
+    requests=600,
+    concurrency=32,
+    warmup=100,
+    latency_seconds=4.0,
+    latency_max=800,
+    inbox_conversations=2000,
+    inbox_messages=20_000,
+    inbox_samples=50,
+    quick=True,
 )
 
 
@@ -49,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-seconds", type=float)
     parser.add_argument("--latency-max", type=int)
     parser.add_argument("--synchronous", choices=("full", "normal"))
+    parser.add_argument("--inbox-conversations", type=int)
+    parser.add_argument("--inbox-messages", type=int)
+    parser.add_argument("--inbox-samples", type=int)
     return parser
 
 

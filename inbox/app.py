@@ -9,7 +9,18 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
-from inbox.api import admin, auth, conversations, events
+from inbox.api import (
+    admin,
+    auth,
+    canned,
+    conversations,
+    customers,
+    events,
+    labels,
+    me,
+    notifications,
+    search,
+)
 from inbox.api.base import ApiRoute, guard, json_response
 from inbox.api.events import WEBSOCKETS
 from inbox.api.openapi import openapi_handler
@@ -18,7 +29,18 @@ from inbox.services import SERVICES, Services
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-API_ROUTES: list[ApiRoute] = [*auth.ROUTES, *conversations.ROUTES, *admin.ROUTES, *events.ROUTES]
+API_ROUTES: list[ApiRoute] = [
+    *auth.ROUTES,
+    *me.ROUTES,
+    *conversations.ROUTES,
+    *customers.ROUTES,
+    *search.ROUTES,
+    *notifications.ROUTES,
+    *canned.ROUTES,
+    *labels.ROUTES,
+    *admin.ROUTES,
+    *events.ROUTES,
+]
 STATIC = Path(__file__).parent / "static"
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -117,6 +139,7 @@ def create_app(services: Services) -> web.Application:
     app[WEBSOCKETS] = set[web.WebSocketResponse]()
     app.on_shutdown.append(_close_websockets)
     app.router.add_get("/", index)
+    app.router.add_static("/static", STATIC)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     for route in API_ROUTES:

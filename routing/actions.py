@@ -7,22 +7,34 @@ that runs it and then publishes its events."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from routing.dispatch import assign_waiting, release_agent, set_assignee
 from routing.events import EventLog, Notify, conversation_summary, message_summary
+from routing.mentions import Mentionable, mentioned, notify
 from storage.db import SessionFactory
 from storage.models import (
     Agent,
+    CannedResponse,
+    ContactPoint,
     Conversation,
     ConversationLabel,
     Customer,
+    CustomerLabel,
+    Event,
+    Identity,
     Label,
     Message,
+    Notification,
+    ReadMarker,
     Team,
     utcnow,
 )
@@ -32,6 +44,7 @@ from storage.work import UnitOfWork
 OUTBOUND_TOPIC = "outbound"
 STATUSES = ("open", "pending", "snoozed", "resolved")
 PRESENCES = ("online", "away", "offline")
+LOCALES = ("fa", "en")
 T = TypeVar("T")
 
 
@@ -41,6 +54,14 @@ class NotFound(Exception):
 
 class Invalid(Exception):
     """The action cannot be done as asked (a message says why)."""
+
+
+class Conflict(Invalid):
+    """The change would break a uniqueness rule (a label or shortcut of that name exists)."""
+
+
+_UNSET: Any = object()
+"""Marks an optional argument that was not given, where `None` is a value (no owner)."""
 
 
 class Actions:
@@ -64,10 +85,23 @@ class Actions:
         return result
 
     async def reply(
-        self, conversation_id: int, agent_id: int, text: str, *, private: bool = False
+        self,
+        conversation_id: int,
+        agent_id: int,
+        text: str,
+        *,
+        private: bool = False,
+        mentions: Sequence[int] = (),
     ) -> Message:
-        """Store the reply (or private note) first, then queue it for its channel's `send()`."""
-        message = await self._run(_reply, conversation_id, agent_id, text, private, self._clock())
+        """Store the reply (or private note) first, then queue it for its channel's `send()`.
+
+        A private note notifies the agents in `mentions` and those written `@Name` or `@email`
+        in its text; `mentions` on a reply to the customer is refused (`Invalid`)."""
+        if mentions and not private:
+            raise Invalid("mentions: only a private note mentions agents")
+        message = await self._run(
+            _reply, conversation_id, agent_id, text, private, tuple(mentions), self._clock()
+        )
         if not private:
             await self.queue_delivery(message)
         return message
@@ -150,6 +184,93 @@ class Actions:
             _update_agent, agent_id, capacity, active, role, actor_agent_id, self._clock()
         )
 
+    async def mark_read(self, conversation_id: int, agent_id: int) -> int:
+        """The agent has read the conversation to its latest message; returns that message's id
+        (0 when it has none). Personal state: no event is recorded."""
+        return await self._run(_mark_read, conversation_id, agent_id)
+
+    async def read_notifications(self, agent_id: int, notification_id: int | None = None) -> int:
+        """Mark one of the agent's notifications read (`NotFound` if it is not theirs), or all of
+        them when `notification_id` is None; returns how many changed."""
+        return await self._run(_read_notifications, agent_id, notification_id, self._clock())
+
+    async def set_locale(self, agent_id: int, locale: str) -> None:
+        if locale not in LOCALES:
+            raise Invalid(f"locale must be one of {', '.join(LOCALES)}")
+        await self._run(_set_locale, agent_id, locale)
+
+    async def update_customer(
+        self,
+        customer_id: int,
+        *,
+        actor_agent_id: int,
+        name: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        add_labels: Sequence[str] = (),
+        remove_labels: Sequence[str] = (),
+        owner_id: int | None = _UNSET,
+    ) -> Customer:
+        """Change what an agent may edit of a customer; `owner_id=None` clears the owner."""
+        change = _CustomerChange(name, attributes, tuple(add_labels), tuple(remove_labels))
+        return await self._run(_update_customer, customer_id, change, owner_id, actor_agent_id)
+
+    async def merge_customers(self, into_id: int, other_id: int, *, actor_agent_id: int) -> None:
+        """Fold `other_id` into `into_id` (the same person): contact points, identities,
+        conversations, labels and events move over, then the other customer is deleted."""
+        if into_id == other_id:
+            raise Invalid("other_id: a customer cannot be merged into itself")
+        await self._run(_merge_customers, into_id, other_id, actor_agent_id, self._clock())
+
+    async def save_canned(
+        self,
+        canned_id: int | None,
+        *,
+        actor_agent_id: int,
+        shortcut: str | None = None,
+        title: str | None = None,
+        text: str | None = None,
+    ) -> CannedResponse:
+        """Create (`canned_id=None`) or change a canned response; a taken shortcut is a
+        `Conflict`."""
+        return await self._unique(
+            "a canned response with that shortcut exists",
+            _save_canned,
+            canned_id,
+            shortcut,
+            title,
+            text,
+            actor_agent_id,
+            self._clock(),
+        )
+
+    async def delete_canned(self, canned_id: int, *, actor_agent_id: int) -> None:
+        await self._run(_delete_row, CannedResponse, "canned_response", canned_id, actor_agent_id)
+
+    async def save_label(
+        self,
+        label_id: int | None,
+        *,
+        actor_agent_id: int,
+        name: str | None = None,
+        color: str | None = None,
+    ) -> Label:
+        """Create (`label_id=None`) or rename/recolour a label; a taken name is a `Conflict`."""
+        return await self._unique(
+            "a label with that name exists", _save_label, label_id, name, color, actor_agent_id
+        )
+
+    async def delete_label(self, label_id: int, *, actor_agent_id: int) -> None:
+        """Delete a label; it comes off every conversation and customer that had it."""
+        await self._run(_delete_row, Label, "label", label_id, actor_agent_id)
+
+    async def _unique(self, message: str, fn: Callable[..., tuple[T, EventLog]], *args: Any) -> T:
+        """Run `fn`, turning a uniqueness violation (a race the function's own check lost) into a
+        `Conflict`; the transaction is rolled back, so nothing is half-written."""
+        try:
+            return await self._run(fn, *args)
+        except IntegrityError:
+            raise Conflict(message) from None
+
 
 def _conversation(session: Session, conversation_id: int) -> Conversation:
     conversation = session.get(Conversation, conversation_id)
@@ -164,6 +285,7 @@ def _reply(
     agent_id: int,
     text: str,
     private: bool,
+    mentions: tuple[int, ...],
     now: datetime,
 ) -> tuple[Message, EventLog]:
     log = EventLog(session)
@@ -207,7 +329,53 @@ def _reply(
         {"message": message_summary(message)},
         actor_agent_id=agent_id,
     )
+    if private:
+        for mentioned_id in _mentioned_agents(session, text, mentions, author_id=agent_id):
+            notify(
+                session,
+                log,
+                agent_id=mentioned_id,
+                kind="mention",
+                conversation=conversation,
+                message_id=message.id,
+                actor_agent_id=agent_id,
+                text=text,
+                now=now,
+            )
+    _advance_marker(session, agent_id, conversation.id, message.id)
     return message, log
+
+
+def _mentioned_agents(
+    session: Session, text: str, mentions: tuple[int, ...], *, author_id: int
+) -> list[int]:
+    """The active agents a note mentions, by id or in its text, without its author.
+
+    An id that is no active agent is refused, so that a mistyped mention is not silently lost;
+    a `@word` that names nobody is just text."""
+    active = session.execute(select(Agent.id, Agent.name, Agent.email).where(Agent.active)).all()
+    known = {agent_id for agent_id, _, _ in active}
+    if unknown := [agent_id for agent_id in mentions if agent_id not in known]:
+        raise NotFound(f"agent {unknown[0]}")
+    written = mentioned(text, [Mentionable(*row) for row in active]) if "@" in text else []
+    return [a for a in dict.fromkeys([*mentions, *written]) if a != author_id]
+
+
+def _advance_marker(session: Session, agent_id: int, conversation_id: int, message_id: int) -> None:
+    """Move the agent's read marker forward to `message_id` (never back), in one statement that
+    two requests racing on the same marker cannot make fail."""
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    statement = insert(ReadMarker).values(
+        agent_id=agent_id, conversation_id=conversation_id, last_read_message_id=message_id
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ReadMarker.agent_id, ReadMarker.conversation_id],
+            set_={"last_read_message_id": statement.excluded.last_read_message_id},
+            where=ReadMarker.last_read_message_id < statement.excluded.last_read_message_id,
+        )
+    )
 
 
 def _mark_failed(session: Session, message_id: int, reason: str) -> tuple[None, EventLog]:
@@ -267,7 +435,7 @@ def _assign(
             {"from": previous, "to": team_id, "conversation": conversation_summary(conversation)},
             actor_agent_id=actor_agent_id,
         )
-    set_assignee(
+    changed = set_assignee(
         session,
         conversation,
         agent_id,
@@ -277,6 +445,18 @@ def _assign(
         now=now,
     )
     session.flush()
+    if changed and agent_id is not None and agent_id != actor_agent_id:
+        notify(
+            session,
+            log,
+            agent_id=agent_id,
+            kind="assigned",
+            conversation=conversation,
+            message_id=None,
+            actor_agent_id=actor_agent_id,
+            text=conversation.subject,
+            now=now,
+        )
     if agent_id is None:
         assign_waiting(session, log, now=now)
     return conversation, log
@@ -427,3 +607,263 @@ def conversation_labels(session: Session, conversation_id: int) -> list[str]:
             .order_by(Label.name)
         ).all()
     )
+
+
+def _mark_read(session: Session, conversation_id: int, agent_id: int) -> tuple[int, EventLog]:
+    log = EventLog(session)
+    _conversation(session, conversation_id)
+    latest = session.scalar(
+        select(func.max(Message.id)).where(Message.conversation_id == conversation_id)
+    )
+    _advance_marker(session, agent_id, conversation_id, latest or 0)
+    return latest or 0, log
+
+
+def _read_notifications(
+    session: Session, agent_id: int, notification_id: int | None, now: datetime
+) -> tuple[int, EventLog]:
+    log = EventLog(session)
+    query = update(Notification).where(
+        Notification.agent_id == agent_id, Notification.read_at.is_(None)
+    )
+    if notification_id is not None:
+        owned = session.get(Notification, notification_id)
+        if owned is None or owned.agent_id != agent_id:
+            raise NotFound(f"notification {notification_id}")
+        query = query.where(Notification.id == notification_id)
+    changed = session.execute(
+        query.values(read_at=now).execution_options(synchronize_session=False)
+    )
+    return int(getattr(changed, "rowcount", 0) or 0), log
+
+
+def _set_locale(session: Session, agent_id: int, locale: str) -> tuple[None, EventLog]:
+    log = EventLog(session)
+    agent = session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id}")
+    agent.locale = locale
+    return None, log
+
+
+def _label_named(session: Session, name: str) -> Label:
+    """The label of that name, created when it does not exist yet."""
+    label = session.scalar(select(Label).where(Label.name == name))
+    if label is None:
+        label = Label(name=name, color="")
+        session.add(label)
+        session.flush()
+    return label
+
+
+def customer_labels(session: Session, customer_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(Label.name)
+            .join(CustomerLabel, CustomerLabel.label_id == Label.id)
+            .where(CustomerLabel.customer_id == customer_id)
+            .order_by(Label.name)
+        ).all()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _CustomerChange:
+    name: str | None
+    attributes: dict[str, Any] | None
+    add_labels: tuple[str, ...]
+    remove_labels: tuple[str, ...]
+
+
+def _update_customer(
+    session: Session,
+    customer_id: int,
+    change: _CustomerChange,
+    owner_id: int | None,
+    actor_agent_id: int,
+) -> tuple[Customer, EventLog]:
+    log = EventLog(session)
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id}")
+    if owner_id is not _UNSET and owner_id is not None:
+        owner = session.get(Agent, owner_id)
+        if owner is None or not owner.active:
+            raise NotFound(f"agent {owner_id}")
+    changed: dict[str, Any] = {}
+    if change.name is not None and change.name != customer.name:
+        customer.name = changed["name"] = change.name
+    if change.attributes is not None and change.attributes != customer.attributes:
+        customer.attributes = changed["attributes"] = dict(change.attributes)
+    if owner_id is not _UNSET and owner_id != customer.owner_id:
+        customer.owner_id = changed["owner_id"] = owner_id
+    before = customer_labels(session, customer_id)
+    for name in change.add_labels:
+        if name not in before:
+            label = _label_named(session, name)
+            session.merge(CustomerLabel(customer_id=customer_id, label_id=label.id))
+    removing = [name for name in change.remove_labels if name in before]
+    if removing:
+        session.execute(
+            delete(CustomerLabel).where(
+                CustomerLabel.customer_id == customer_id,
+                CustomerLabel.label_id.in_(select(Label.id).where(Label.name.in_(removing))),
+            )
+        )
+    session.flush()
+    if (labels := customer_labels(session, customer_id)) != before:
+        changed["labels"] = labels
+    if changed:
+        log.add(
+            "customer.updated",
+            None,
+            {"customer_id": customer_id, "changed": changed},
+            actor_agent_id=actor_agent_id,
+            customer_id=customer_id,
+        )
+    return customer, log
+
+
+def _merge_customers(
+    session: Session, into_id: int, other_id: int, actor_agent_id: int, now: datetime
+) -> tuple[None, EventLog]:
+    log = EventLog(session)
+    into = session.get(Customer, into_id)
+    other = session.get(Customer, other_id)
+    if into is None:
+        raise NotFound(f"customer {into_id}")
+    if other is None:
+        raise NotFound(f"customer {other_id}")
+    into.name = into.name or other.name
+    into.owner_id = into.owner_id if into.owner_id is not None else other.owner_id
+    into.attributes = {**other.attributes, **into.attributes}
+    if other.last_contact_at and (
+        into.last_contact_at is None or other.last_contact_at > into.last_contact_at
+    ):
+        into.last_contact_at = other.last_contact_at
+    moved = {"customer_id": into_id}
+    for model in (ContactPoint, Identity, Conversation, Event):
+        session.execute(
+            update(model)
+            .where(model.customer_id == other_id)
+            .values(moved)
+            .execution_options(synchronize_session=False)
+        )
+    have = set(
+        session.scalars(select(CustomerLabel.label_id).where(CustomerLabel.customer_id == into_id))
+    )
+    for label_id in session.scalars(
+        select(CustomerLabel.label_id).where(CustomerLabel.customer_id == other_id)
+    ).all():
+        if label_id not in have:
+            session.add(CustomerLabel(customer_id=into_id, label_id=label_id))
+    session.flush()
+    session.execute(delete(Customer).where(Customer.id == other_id))
+    session.expunge(other)
+    log.add(
+        "customer.merged",
+        None,
+        {"customer_id": into_id, "merged_id": other_id, "merged_name": other.name},
+        actor_agent_id=actor_agent_id,
+        customer_id=into_id,
+    )
+    return None, log
+
+
+def canned_summary(canned: CannedResponse) -> dict[str, Any]:
+    return {
+        "id": canned.id,
+        "shortcut": canned.shortcut,
+        "title": canned.title,
+        "text": canned.text,
+    }
+
+
+def label_summary(label: Label) -> dict[str, Any]:
+    return {"id": label.id, "name": label.name, "color": label.color}
+
+
+def _save_canned(
+    session: Session,
+    canned_id: int | None,
+    shortcut: str | None,
+    title: str | None,
+    text: str | None,
+    actor_agent_id: int,
+    now: datetime,
+) -> tuple[CannedResponse, EventLog]:
+    log = EventLog(session)
+    if shortcut is not None:
+        taken = session.scalar(select(CannedResponse.id).where(CannedResponse.shortcut == shortcut))
+        if taken is not None and taken != canned_id:
+            raise Conflict(f"a canned response with shortcut {shortcut!r} exists")
+    if canned_id is None:
+        if shortcut is None or text is None:
+            raise Invalid("shortcut and text are required")
+        canned = CannedResponse(created_by=actor_agent_id, created_at=now, title="", text="")
+        session.add(canned)
+    elif (found := session.get(CannedResponse, canned_id)) is None:
+        raise NotFound(f"canned response {canned_id}")
+    else:
+        canned = found
+    if shortcut is not None:
+        canned.shortcut = shortcut
+    if title is not None:
+        canned.title = title
+    if text is not None:
+        canned.text = text
+    session.flush()
+    log.add(
+        "canned_response.created" if canned_id is None else "canned_response.updated",
+        None,
+        {"canned_response": canned_summary(canned)},
+        actor_agent_id=actor_agent_id,
+    )
+    return canned, log
+
+
+def _save_label(
+    session: Session,
+    label_id: int | None,
+    name: str | None,
+    color: str | None,
+    actor_agent_id: int,
+) -> tuple[Label, EventLog]:
+    log = EventLog(session)
+    if name is not None:
+        taken = session.scalar(select(Label.id).where(Label.name == name))
+        if taken is not None and taken != label_id:
+            raise Conflict(f"a label named {name!r} exists")
+    if label_id is None:
+        if name is None:
+            raise Invalid("name is required")
+        label = Label(name=name, color="")
+        session.add(label)
+    elif (found := session.get(Label, label_id)) is None:
+        raise NotFound(f"label {label_id}")
+    else:
+        label = found
+    if name is not None:
+        label.name = name
+    if color is not None:
+        label.color = color
+    session.flush()
+    log.add(
+        "label.created" if label_id is None else "label.updated",
+        None,
+        {"label": label_summary(label)},
+        actor_agent_id=actor_agent_id,
+    )
+    return label, log
+
+
+def _delete_row(
+    session: Session, model: Any, kind: str, row_id: int, actor_agent_id: int
+) -> tuple[None, EventLog]:
+    log = EventLog(session)
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{kind.replace('_', ' ')} {row_id}")
+    session.delete(row)
+    log.add(f"{kind}.deleted", None, {"id": row_id}, actor_agent_id=actor_agent_id)
+    return None, log

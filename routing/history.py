@@ -68,18 +68,23 @@ async def customer_profile(
         .select_from(Conversation)
         .where(Conversation.customer_id == customer_id)
     )
+    conversation_channels = (
+        await session.scalars(
+            select(Conversation.channel).where(Conversation.customer_id == customer_id).distinct()
+        )
+    ).all()
+    owner_ref = {"id": owner.id, "name": owner.name} if owner else None
     return {
         "id": customer.id,
         "name": customer.name,
-        "emails": [p.value for p in points if p.kind == "email"],
-        "phones": [p.value for p in points if p.kind == "phone"],
+        "owner": owner_ref,
+        "contact_points": [{"kind": p.kind, "value": p.value} for p in points],
         "identities": [
             {"channel": i.channel, "external_id": i.external_id, "name": i.name} for i in identities
         ],
-        "channels_used": sorted({i.channel for i in identities}),
         "labels": list(labels),
         "attributes": customer.attributes,
-        "responsible_agent": {"id": owner.id, "name": owner.name} if owner else None,
+        "channels": sorted({*(i.channel for i in identities), *conversation_channels}),
         "first_seen_at": customer.created_at.isoformat(),
         "last_contact_at": customer.last_contact_at.isoformat()
         if customer.last_contact_at
@@ -98,4 +103,9 @@ async def customer_profile(
             }
             for c, count in past
         ],
+        # Earlier names of the same facts, kept for clients written before the inbox contract.
+        "emails": [p.value for p in points if p.kind == "email"],
+        "phones": [p.value for p in points if p.kind == "phone"],
+        "channels_used": sorted({i.channel for i in identities}),
+        "responsible_agent": owner_ref,
     }

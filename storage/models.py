@@ -82,6 +82,7 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locale: Mapped[str] = mapped_column(String(5), default="fa", server_default="fa")  # fa | en
 
 
 class Session(Base):
@@ -177,6 +178,9 @@ class Conversation(Base):
         Index("ix_conversations_customer_channel_status", "customer_id", "channel", "status"),
         Index("ix_conversations_status_activity", "status", "last_activity_at"),
         Index("ix_conversations_assignee_status", "assignee_id", "status"),
+        # The inbox list: newest activity first, or waiting longest first, paged by (key, id).
+        Index("ix_conversations_activity_id", "last_activity_at", "id"),
+        Index("ix_conversations_waiting_id", "waiting_since", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -204,6 +208,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "external_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # Unread counts: the customer's messages after a read marker, one index range each.
+        Index("ix_messages_conversation_direction_id", "conversation_id", "direction", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -232,6 +238,7 @@ class Label(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    color: Mapped[str] = mapped_column(String(20), default="", server_default="")
 
 
 class ConversationLabel(Base):
@@ -269,6 +276,52 @@ class Event(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     actor_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReadMarker(Base):
+    """How far an agent has read a conversation: customer messages after it are unread."""
+
+    __tablename__ = "read_markers"
+
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    last_read_message_id: Mapped[int] = mapped_column(BigId)
+
+
+class Notification(Base):
+    """Something an agent must notice: a mention in a private note, an assignment by another."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_agent_id_id", "agent_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # mention | assigned
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    actor_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+
+class CannedResponse(Base):
+    """A reply agents insert by typing `/shortcut`."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(50), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

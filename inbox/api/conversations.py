@@ -1,14 +1,18 @@
-"""Conversations: list, open (with the customer's history), reply, note, assign, status, labels."""
+"""Conversations: list (views, filters, unread counts), open (thread, activity, the customer's
+360° view), reply, note with mentions, assign, status, labels, read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Literal, TypeVarTuple
+from typing import Annotated, Any, Literal, TypeVarTuple
 
+import nh3
 from aiohttp import web
 from pydantic import AwareDatetime, Field
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from inbox.accounts import Principal
 from inbox.api.base import (
@@ -24,18 +28,43 @@ from inbox.api.base import (
 )
 from inbox.realtime import can_see
 from inbox.services import SERVICES
-from routing.actions import conversation_labels
 from routing.events import conversation_summary, message_summary
 from routing.history import customer_profile
-from storage.models import Agent, Conversation, Customer, Event, Message
+from storage.models import (
+    Agent,
+    Conversation,
+    ConversationLabel,
+    Customer,
+    Event,
+    Label,
+    Message,
+    ReadMarker,
+)
 
 Ts = TypeVarTuple("Ts")
 STATUS_FILTERS = ("open", "pending", "snoozed", "resolved", "bot")
+VIEWS = ("mine", "unassigned", "teams", "all")
+SORTS = ("activity", "waiting")
+NOT_ACTIVITIES = ("message.created", "note.created", "message.delivery", "notification.created")
+"""Event types the thread shows as messages (or not at all), not as activity lines."""
+PREVIEW = 200
+Assignee = aliased(Agent)
+Row = tuple[Conversation, str, str | None]
+"""A list row: the conversation, its customer's name, its assignee's name."""
+ListQuery = Select[Conversation, str, str]
+
+
+def _stamp(moment: datetime) -> str:
+    """A cursor's time, with `Z` rather than `+00:00` so that it survives an unencoded URL."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 class ReplyBody(Body):
     text: str = Field(min_length=1, max_length=100_000)
     private: bool = False
+    mentions: list[Id] = Field(
+        default_factory=list, max_length=50, description="Agents a private note notifies"
+    )
 
 
 class AssignBody(Body):
@@ -49,13 +78,12 @@ class StatusBody(Body):
     snoozed_until: AwareDatetime | None = None
 
 
+LabelName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class LabelsBody(Body):
-    add: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        default_factory=list, max_length=50
-    )
-    remove: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        default_factory=list, max_length=50
-    )
+    add: list[LabelName] = Field(default_factory=list, max_length=50)
+    remove: list[LabelName] = Field(default_factory=list, max_length=50)
 
 
 def visible(query: Select[*Ts], who: Principal) -> Select[*Ts]:
@@ -77,81 +105,338 @@ async def load_visible(session: AsyncSession, who: Principal, conversation_id: i
     return conversation
 
 
-def _cursor(value: str) -> tuple[datetime, int]:
-    stamp, _, ident = value.rpartition("|")
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None or not (ident.isascii() and ident.isdigit()):
-        raise ApiError(400, "before: not a cursor this API gave out")
-    return moment, int(ident)
+def _view(view: str, who: Principal) -> ColumnElement[bool] | None:
+    """The condition of a sidebar view, on top of what the caller may see."""
+    if view == "mine":
+        return Conversation.assignee_id == who.id
+    if view == "unassigned":
+        return Conversation.assignee_id.is_(None)
+    if view == "teams":
+        return Conversation.team_id.in_(who.team_ids) if who.team_ids else false()
+    return None
 
 
-async def list_conversations(request: web.Request) -> web.StreamResponse:
-    who = principal(request)
-    params = request.query
-    try:
-        limit = min(max(int(params.get("limit", "50")), 1), 200)
-    except ValueError:
-        raise ApiError(400, "limit: a number from 1 to 200") from None
-    query = visible(select(Conversation, Customer.name), who).join(
-        Customer, Customer.id == Conversation.customer_id
+def _read_marker(who: Principal) -> ColumnElement[bool]:
+    """Join condition for the caller's read marker of each conversation."""
+    return and_(ReadMarker.conversation_id == Conversation.id, ReadMarker.agent_id == who.id)
+
+
+def _unread_exists() -> ColumnElement[bool]:
+    """A customer message after the joined read marker: one index range per conversation
+    (`ix_messages_conversation_direction_id`)."""
+    return exists().where(
+        Message.conversation_id == Conversation.id,
+        Message.direction == "in",
+        Message.id > func.coalesce(ReadMarker.last_read_message_id, 0),
     )
-    if status := params.get("status"):
-        if status not in STATUS_FILTERS:
-            raise ApiError(400, f"status: one of {', '.join(STATUS_FILTERS)}")
+
+
+def _text_param(request: web.Request, name: str, choices: Sequence[str] = ()) -> str | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    if choices and value not in choices:
+        raise ApiError(400, f"{name}: one of {', '.join(choices)}")
+    if len(value) > 100:
+        raise ApiError(400, f"{name}: at most 100 characters")
+    return value
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "50")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ApiError(400, "limit: a number from 1 to 200")
+    return min(int(raw), 200)
+
+
+def _filtered(request: web.Request, who: Principal) -> ListQuery:
+    """The list query with every filter of the request applied, not yet sorted or paged."""
+    query = visible(
+        select(Conversation, Customer.name, Assignee.name)
+        .join(Customer, Customer.id == Conversation.customer_id)
+        .outerjoin(Assignee, Assignee.id == Conversation.assignee_id),
+        who,
+    )
+    if (condition := _view(_text_param(request, "view", VIEWS) or "all", who)) is not None:
+        query = query.where(condition)
+    if status := _text_param(request, "status", STATUS_FILTERS):
         query = query.where(Conversation.status == status)
-    if assignee := params.get("assignee"):
+    if channel := _text_param(request, "channel"):
+        query = query.where(Conversation.channel == channel)
+    if (team := query_id(request, "team")) is not None:
+        query = query.where(Conversation.team_id == team)
+    if label := _text_param(request, "label"):
+        # Driven from the label's rows (usually few) rather than probing every conversation.
+        labelled = select(ConversationLabel.conversation_id).join(
+            Label, Label.id == ConversationLabel.label_id
+        )
+        query = query.where(Conversation.id.in_(labelled.where(Label.name == label)))
+    if assignee := _text_param(request, "assignee"):  # before views existed; still honoured
         if assignee == "me":
             query = query.where(Conversation.assignee_id == who.id)
         elif assignee == "unassigned":
             query = query.where(Conversation.assignee_id.is_(None))
         else:
             query = query.where(Conversation.assignee_id == query_id(request, "assignee"))
-    if channel := params.get("channel"):
-        query = query.where(Conversation.channel == channel)
-    if (team := query_id(request, "team")) is not None:
-        query = query.where(Conversation.team_id == team)
-    if before := params.get("before"):
-        stamp, ident = _cursor(before)
-        query = query.where(
-            or_(
-                Conversation.last_activity_at < stamp,
-                and_(Conversation.last_activity_at == stamp, Conversation.id < ident),
+    return query
+
+
+def _cursor(value: str) -> tuple[str, datetime | None, int]:
+    """(sort, moment, id) from a `next_before` this API gave out: `ISO|id` when sorted by
+    activity (the form clients already hold), `w|ISO|id` or `w||id` when sorted by waiting."""
+    sort = "waiting" if value.startswith("w|") else "activity"
+    # A "+" of the UTC offset arrives as a space when a client did not URL-encode the cursor.
+    stamp, _, ident = value.removeprefix("w|").replace(" ", "+").rpartition("|")
+    bad = ApiError(400, "before: not a cursor this API gave out")
+    if not (ident.isascii() and ident.isdigit() and int(ident) < 2**63):
+        raise bad
+    if sort == "waiting" and stamp == "":
+        return sort, None, int(ident)
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        raise bad from None
+    if moment.tzinfo is None:
+        raise bad
+    return sort, moment, int(ident)
+
+
+async def _page(
+    session: AsyncSession, query: ListQuery, sort: str, before: str | None, limit: int
+) -> tuple[list[Row], str | None]:
+    """One page of the list and the cursor of the next, in the requested order."""
+    cursor = _cursor(before) if before else None
+    if cursor is not None and cursor[0] != sort:
+        raise ApiError(400, "before: a cursor of another sort order")
+    if sort == "activity":
+        if cursor is not None:
+            _, moment, ident = cursor
+            query = query.where(
+                or_(
+                    Conversation.last_activity_at < moment,
+                    and_(Conversation.last_activity_at == moment, Conversation.id < ident),
+                )
             )
+        ordered = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        rows: list[Row] = list((await session.execute(ordered.limit(limit))).all())
+        tail = rows[-1][0] if len(rows) == limit else None
+        return rows, f"{_stamp(tail.last_activity_at)}|{tail.id}" if tail else None
+    return await _waiting_page(session, query, cursor, limit)
+
+
+async def _waiting_page(
+    session: AsyncSession,
+    query: ListQuery,
+    cursor: tuple[str, datetime | None, int] | None,
+    limit: int,
+) -> tuple[list[Row], str | None]:
+    """Waiting longest first, then those not waiting on us (oldest first). Two index-ordered
+    queries rather than one NULLS LAST sort, which SQLite cannot take from an index."""
+    rows: list[Row] = []
+    in_nulls = cursor is not None and cursor[1] is None
+    if not in_nulls:
+        waiting = query.where(Conversation.waiting_since.is_not(None))
+        if cursor is not None:
+            _, moment, ident = cursor
+            waiting = waiting.where(
+                or_(
+                    Conversation.waiting_since > moment,
+                    and_(Conversation.waiting_since == moment, Conversation.id > ident),
+                )
+            )
+        waiting = waiting.order_by(Conversation.waiting_since, Conversation.id).limit(limit)
+        rows.extend((await session.execute(waiting)).all())
+    if len(rows) < limit:
+        idle = query.where(Conversation.waiting_since.is_(None))
+        if in_nulls and cursor is not None:
+            idle = idle.where(Conversation.id > cursor[2])
+        idle = idle.order_by(Conversation.id).limit(limit - len(rows))
+        rows.extend((await session.execute(idle)).all())
+    if len(rows) < limit:
+        return rows, None
+    tail = rows[-1][0]
+    stamp = _stamp(tail.waiting_since) if tail.waiting_since else ""
+    return rows, f"w|{stamp}|{tail.id}"
+
+
+async def _previews(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
+    """The last message the customer could see, per conversation (notes are not previews)."""
+    last = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(ids), Message.private.is_(False))
+        .group_by(Message.conversation_id)
+    )
+    rows = await session.execute(
+        select(Message.conversation_id, Message.text).where(Message.id.in_(last))
+    )
+    return {conversation_id: text[:PREVIEW] for conversation_id, text in rows.all()}
+
+
+async def _labels(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[str]]:
+    rows = await session.execute(
+        select(ConversationLabel.conversation_id, Label.name)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id.in_(ids))
+        .order_by(Label.name)
+    )
+    labels: dict[int, list[str]] = {}
+    for conversation_id, name in rows.all():
+        labels.setdefault(conversation_id, []).append(name)
+    return labels
+
+
+async def _unread(session: AsyncSession, who: Principal, ids: Sequence[int]) -> dict[int, int]:
+    marker = and_(
+        ReadMarker.conversation_id == Message.conversation_id, ReadMarker.agent_id == who.id
+    )
+    rows = await session.execute(
+        select(Message.conversation_id, func.count())
+        .select_from(Message)
+        .outerjoin(ReadMarker, marker)
+        .where(
+            Message.conversation_id.in_(ids),
+            Message.direction == "in",
+            Message.id > func.coalesce(ReadMarker.last_read_message_id, 0),
         )
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-    async with request.app[SERVICES].sessions() as session:
-        rows = (await session.execute(query.limit(limit))).all()
-        ids = [conversation.id for conversation, _ in rows]
-        previews: dict[int, str] = {}
-        if ids:
-            last = (
-                select(func.max(Message.id))
-                .where(Message.conversation_id.in_(ids), Message.private.is_(False))
-                .group_by(Message.conversation_id)
-            )
-            previews = dict(
-                (
-                    await session.execute(
-                        select(Message.conversation_id, Message.text).where(Message.id.in_(last))
-                    )
-                ).all()
-            )
-    items = [
-        {
-            **conversation_summary(c),
-            "customer": {"id": c.customer_id, "name": name},
-            "preview": previews.get(c.id, "")[:200],
-        }
-        for c, name in rows
+        .group_by(Message.conversation_id)
+    )
+    return {conversation_id: count for conversation_id, count in rows.all()}
+
+
+async def _counts(session: AsyncSession, who: Principal) -> dict[str, int]:
+    """Open conversations with unread messages, per view, in one pass over the open ones."""
+    columns = [
+        func.count().filter(condition)
+        if (condition := _view(view, who)) is not None
+        else func.count()
+        for view in VIEWS
     ]
-    cursor = None
-    if len(rows) == limit:
-        tail = rows[-1][0]
-        cursor = f"{tail.last_activity_at.isoformat()}|{tail.id}"
-    return json_response({"conversations": items, "next_before": cursor})
+    query = visible(
+        select(*columns)
+        .select_from(Conversation)
+        .outerjoin(ReadMarker, _read_marker(who))
+        .where(Conversation.status == "open", _unread_exists()),
+        who,
+    )
+    row = (await session.execute(query)).one()
+    return dict(zip(VIEWS, (int(n or 0) for n in row), strict=True))
+
+
+def _item(
+    conversation: Conversation,
+    customer_name: str,
+    assignee_name: str | None,
+    *,
+    preview: str,
+    labels: list[str],
+    unread: int,
+) -> dict[str, Any]:
+    assignee = conversation.assignee_id
+    return {
+        **conversation_summary(conversation),
+        "assignee": {"id": assignee, "name": assignee_name} if assignee is not None else None,
+        "customer": {"id": conversation.customer_id, "name": customer_name},
+        "preview": preview,
+        "labels": labels,
+        "unread": unread,
+        "created_at": conversation.created_at.isoformat(),
+    }
+
+
+async def list_conversations(request: web.Request) -> web.StreamResponse:
+    """Previews, labels and unread counts are read for the page's ids only: a fixed number of
+    queries per page, however large the inbox."""
+    who = principal(request)
+    sort = _text_param(request, "sort", SORTS) or "activity"
+    limit = _limit(request)
+    query = _filtered(request, who)
+    async with request.app[SERVICES].sessions() as session:
+        rows, next_before = await _page(session, query, sort, request.query.get("before"), limit)
+        ids = [conversation.id for conversation, _, _ in rows]
+        previews = await _previews(session, ids) if ids else {}
+        labels = await _labels(session, ids) if ids else {}
+        unread = await _unread(session, who, ids) if ids else {}
+        counts = await _counts(session, who)
+    items = [
+        _item(
+            c,
+            customer,
+            assignee,
+            preview=previews.get(c.id, ""),
+            labels=labels.get(c.id, []),
+            unread=unread.get(c.id, 0),
+        )
+        for c, customer, assignee in rows
+    ]
+    return json_response({"conversations": items, "next_before": next_before, "counts": counts})
+
+
+def safe_html(html: str) -> str:
+    """Customer HTML as the agent's browser may render it: sanitized again on the way out, so
+    that nothing stored before (or past) the inbound sanitizer can run script."""
+    return nh3.clean(html) if html else ""
+
+
+def _safe_url(url: str) -> str:
+    """Only http(s) and same-site links: a `javascript:` or `data:` URL would run in the inbox."""
+    lowered = url.strip().lower()
+    if lowered.startswith(("https://", "http://")) or (
+        lowered.startswith("/") and not lowered.startswith("//")
+    ):
+        return url.strip()
+    return ""
+
+
+def _attachments(message: Message) -> list[dict[str, Any]]:
+    files = message.attachments.get("files", []) if isinstance(message.attachments, dict) else []
+    return [
+        {
+            "name": f.get("filename") or f.get("name") or "",
+            "content_type": f.get("content_type", ""),
+            "size": f.get("size", 0),
+            "url": _safe_url(str(f.get("url", ""))),
+        }
+        for f in files
+        if isinstance(f, dict)
+    ]
+
+
+async def _names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(wanted)))
+    return dict(rows.all())
+
+
+def _message(message: Message, agents: dict[int, str], customer: dict[str, Any]) -> dict[str, Any]:
+    author: dict[str, Any] | None = None
+    if message.author_kind == "customer":
+        author = customer
+    elif message.author_agent_id is not None:
+        author = {"id": message.author_agent_id, "name": agents.get(message.author_agent_id, "")}
+    return {
+        **message_summary(message),
+        "author": author,
+        "html": safe_html(message.html),
+        "attachments": _attachments(message),
+        "metadata": message.metadata_,
+    }
+
+
+def _activity(event: Event, agents: dict[int, str]) -> dict[str, Any]:
+    actor = event.actor_agent_id
+    return {
+        "id": event.id,
+        "type": event.type,
+        "actor": {"id": actor, "name": agents.get(actor, "")} if actor is not None else None,
+        "data": {k: v for k, v in event.data.items() if k != "conversation"},
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 async def get_conversation(request: web.Request) -> web.StreamResponse:
@@ -166,34 +451,47 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
                 .order_by(Message.id)
             )
         ).all()
-        assignee = (
-            await session.get(Agent, conversation.assignee_id) if conversation.assignee_id else None
+        events = (
+            await session.scalars(
+                select(Event)
+                .where(Event.conversation_id == conversation.id, Event.type.not_in(NOT_ACTIVITIES))
+                .order_by(Event.id)
+            )
+        ).all()
+        agents = await _names(
+            session,
+            [
+                conversation.assignee_id,
+                *(m.author_agent_id for m in messages),
+                *(e.actor_agent_id for e in events),
+            ],
         )
-        customer = await customer_profile(session, conversation.customer_id)
-        labels = await session.run_sync(conversation_labels, conversation.id)
+        profile = await customer_profile(session, conversation.customer_id)
+        labels = (await _labels(session, [conversation.id])).get(conversation.id, [])
+        unread = (await _unread(session, who, [conversation.id])).get(conversation.id, 0)
+    customer: dict[str, Any] = {
+        "id": conversation.customer_id,
+        "name": profile["name"] if profile else "",
+    }
+    preview = next((m.text for m in reversed(messages) if not m.private), "")[:PREVIEW]
+    assignee_name = agents.get(conversation.assignee_id) if conversation.assignee_id else None
     return json_response(
         {
-            **conversation_summary(conversation),
+            **_item(
+                conversation,
+                customer["name"],
+                assignee_name,
+                preview=preview,
+                labels=labels,
+                unread=unread,
+            ),
             "thread_id": conversation.thread_id,
-            "created_at": conversation.created_at.isoformat(),
-            "first_response_at": conversation.first_response_at.isoformat()
-            if conversation.first_response_at
-            else None,
-            "snoozed_until": conversation.snoozed_until.isoformat()
-            if conversation.snoozed_until
-            else None,
+            "first_response_at": _iso(conversation.first_response_at),
+            "snoozed_until": _iso(conversation.snoozed_until),
             "metadata": conversation.metadata_,
-            "labels": labels,
-            "assignee": {"id": assignee.id, "name": assignee.name} if assignee else None,
-            "messages": [
-                {
-                    **message_summary(m),
-                    "html": m.html,
-                    "attachments": m.attachments.get("files", []),
-                }
-                for m in messages
-            ],
-            "customer": customer,
+            "messages": [_message(m, agents, customer) for m in messages],
+            "activities": [_activity(e, agents) for e in events],
+            "customer": profile,
         }
     )
 
@@ -234,7 +532,11 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, ReplyBody)
     await _check_visible(request, conversation_id)
     message = await request.app[SERVICES].actions.reply(
-        conversation_id, principal(request).id, body.text, private=body.private
+        conversation_id,
+        principal(request).id,
+        body.text,
+        private=body.private,
+        mentions=body.mentions,
     )
     return json_response(message_summary(message), status=201)
 
@@ -266,20 +568,32 @@ async def set_status(request: web.Request) -> web.StreamResponse:
     return json_response(conversation_summary(conversation))
 
 
+def label_names(names: Sequence[str]) -> list[str]:
+    """Trimmed label names; a name of only spaces is refused."""
+    trimmed = [name.strip() for name in names]
+    if not all(trimmed):
+        raise ApiError(422, "labels: 1 to 100 characters each")
+    return trimmed
+
+
 async def set_labels(request: web.Request) -> web.StreamResponse:
     conversation_id = int_param(request, "id")
     body = await read_json(request, LabelsBody)
-    for name in [*body.add, *body.remove]:
-        if not name.strip() or len(name) > 100:
-            raise ApiError(422, "labels: 1 to 100 characters each")
+    add, remove = label_names(body.add), label_names(body.remove)
     await _check_visible(request, conversation_id)
     labels = await request.app[SERVICES].actions.set_labels(
-        conversation_id,
-        add=[n.strip() for n in body.add],
-        remove=[n.strip() for n in body.remove],
-        actor_agent_id=principal(request).id,
+        conversation_id, add=add, remove=remove, actor_agent_id=principal(request).id
     )
     return json_response({"labels": labels})
+
+
+async def mark_read(request: web.Request) -> web.StreamResponse:
+    conversation_id = int_param(request, "id")
+    await _check_visible(request, conversation_id)
+    last = await request.app[SERVICES].actions.mark_read(conversation_id, principal(request).id)
+    return json_response(
+        {"conversation_id": conversation_id, "last_read_message_id": last, "unread": 0}
+    )
 
 
 async def retry_message(request: web.Request) -> web.StreamResponse:
@@ -293,37 +607,21 @@ async def retry_message(request: web.Request) -> web.StreamResponse:
     return json_response(message_summary(retried))
 
 
-async def get_customer(request: web.Request) -> web.StreamResponse:
-    """Admins see every customer; an agent, those with a conversation the agent can see."""
-    customer_id = int_param(request, "id")
-    who = principal(request)
-    async with request.app[SERVICES].sessions() as session:
-        visible_one = await session.scalar(
-            visible(select(Conversation.id), who)
-            .where(Conversation.customer_id == customer_id)
-            .limit(1)
-        )
-        profile = await customer_profile(session, customer_id) if visible_one else None
-    if profile is None:
-        raise ApiError(404, f"not found: customer {customer_id}")
-    return json_response(profile)
-
-
 ROUTES = [
     ApiRoute(
         "GET",
         "/conversations",
         list_conversations,
         "agent",
-        "Conversations the caller may see, newest activity first",
-        query=("status", "assignee", "channel", "team", "limit", "before"),
+        "Conversations the caller may see, with unread counts per view",
+        query=("view", "status", "channel", "label", "team", "sort", "limit", "before"),
     ),
     ApiRoute(
         "GET",
         "/conversations/{id}",
         get_conversation,
         "agent",
-        "A conversation with its messages and the customer's history",
+        "A conversation with its messages, activity and the customer's 360° view",
     ),
     ApiRoute(
         "GET",
@@ -337,15 +635,23 @@ ROUTES = [
         "/conversations/{id}/messages",
         post_message,
         "agent",
-        "Reply to the customer, or add a private note",
+        "Reply to the customer, or add a private note (mentions notify agents)",
         body=ReplyBody,
+    ),
+    ApiRoute(
+        "PUT",
+        "/conversations/{id}/assignment",
+        assign,
+        "agent",
+        "Assign or transfer to an agent and/or team",
+        body=AssignBody,
     ),
     ApiRoute(
         "POST",
         "/conversations/{id}/assignment",
         assign,
         "agent",
-        "Assign or transfer to an agent and/or team",
+        "Same as PUT (kept for older clients)",
         body=AssignBody,
     ),
     ApiRoute(
@@ -357,7 +663,7 @@ ROUTES = [
         body=StatusBody,
     ),
     ApiRoute(
-        "POST",
+        "PUT",
         "/conversations/{id}/labels",
         set_labels,
         "agent",
@@ -365,7 +671,15 @@ ROUTES = [
         body=LabelsBody,
     ),
     ApiRoute(
+        "POST",
+        "/conversations/{id}/labels",
+        set_labels,
+        "agent",
+        "Same as PUT (kept for older clients)",
+        body=LabelsBody,
+    ),
+    ApiRoute("POST", "/conversations/{id}/read", mark_read, "agent", "Mark read for the caller"),
+    ApiRoute(
         "POST", "/messages/{id}/retry", retry_message, "agent", "Retry a failed outbound message"
     ),
-    ApiRoute("GET", "/customers/{id}", get_customer, "agent", "A customer's 360° view"),
 ]

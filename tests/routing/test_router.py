@@ -305,6 +305,7 @@ async def test_every_change_is_an_event_in_the_log(desk: Desk) -> None:
         "conversation.assigned",
         "note.created",
         "conversation.assigned",
+        "notification.created",  # sara was assigned by ali
         "conversation.status_changed",
     ]
     assert [e.type for e in desk.events if e.conversation_id == conversation] == logged

@@ -10,11 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.migrate import upgrade
 from storage.models import Base
+from storage.search import include_name
 
 
 async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
     def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": include_name}
+        )
         return list(compare_metadata(context, Base.metadata))
 
     async with engine.connect() as connection:

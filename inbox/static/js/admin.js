@@ -1,0 +1,198 @@
+// Admin pages: agents, teams, canned responses, labels, channels and routing rules.
+
+import * as api from "./api.js";
+import { avatar, h, icon, replace, toast } from "./dom.js";
+import { channelName, channelType, fullTime, num, t } from "./i18n.js";
+import { agentName, state } from "./state.js";
+
+const TABS = [
+  ["agents", "ad_agents", "users"],
+  ["teams", "ad_teams", "users"],
+  ["canned", "ad_canned", "note"],
+  ["labels", "ad_labels", "tag"],
+  ["channels", "ad_channels", "inbox"],
+  ["rules", "ad_rules", "gear"],
+];
+
+function fail(error) {
+  toast(error instanceof api.ApiMissing ? t("not_available") : t("failed", { error: error.message }), "error");
+}
+
+function table(headers, rows) {
+  if (!rows.length) return h("p.muted.empty-row", {}, t("empty"));
+  return h("table.table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
+}
+
+function memberIds(team) {
+  return (team.members || []).map((m) => (typeof m === "object" ? m.agent_id : m));
+}
+
+async function agentsTab(body, rerender) {
+  const [{ agents }, teams] = await Promise.all([api.get("/agents"), api.optional("/teams", { teams: [] })]);
+  const patch = async (id, changes) => {
+    try {
+      await api.patch(`/agents/${id}`, changes);
+      rerender();
+    } catch (error) {
+      fail(error);
+    }
+  };
+  const rows = agents.map((a) => {
+    const capacity = h("input.input.xs.num", { type: "number", min: 1, max: 1000, value: a.capacity, "aria-label": t("capacity") });
+    capacity.addEventListener("change", () => patch(a.id, { capacity: Number(capacity.value) }));
+    const role = h("select.select.xs", { "aria-label": t("role") },
+      ["agent", "admin"].map((r) => h("option", { value: r, selected: a.role === r }, t(`role_${r}`))));
+    role.addEventListener("change", () => patch(a.id, { role: role.value }));
+    const teamsOf = a.team_ids || teams.teams.filter((tm) => memberIds(tm).includes(a.id)).map((tm) => tm.id);
+    return h(`tr${a.active === false ? ".inactive" : ""}`, {},
+      h("td", {}, h("div.who", {}, avatar(a.name || a.email, "sm"), h("div", {}, h("strong", { dir: "auto" }, a.name || "—"), h("div.muted.small", { dir: "ltr" }, a.email)))),
+      h("td", {}, role),
+      h("td", {}, h(`span.presence-dot.${a.presence || "offline"}`), t(`pr_${a.presence || "offline"}`)),
+      h("td", {}, capacity),
+      h("td", {}, num(a.load ?? a.open_conversations ?? 0)),
+      h("td", {}, teamsOf.map((id) => h("span.chip.sm", { dir: "auto" }, teams.teams.find((tm) => tm.id === id)?.name || `#${id}`))),
+      h("td", {}, a.id === state.me.id ? null :
+        h(`button.btn.xs${a.active === false ? "" : ".danger-ghost"}`, { onclick: () => patch(a.id, { active: a.active === false }) },
+          t(a.active === false ? "activate" : "deactivate"))));
+  });
+  const form = h("form.inline-form", {},
+    h("input.input.sm", { name: "name", placeholder: t("name"), dir: "auto", required: true }),
+    h("input.input.sm", { name: "email", type: "email", placeholder: t("email"), dir: "ltr", required: true }),
+    h("input.input.sm", { name: "password", type: "password", placeholder: t("password"), minlength: 10, required: true }),
+    h("select.select.sm", { name: "role" }, h("option", { value: "agent" }, t("role_agent")), h("option", { value: "admin" }, t("role_admin"))),
+    h("input.input.sm.num", { name: "capacity", type: "number", min: 1, max: 1000, placeholder: t("capacity") }),
+    teams.teams.length ? h("select.select.sm", { name: "teams", multiple: true, size: 1, "aria-label": t("teams") }, teams.teams.map((tm) => h("option", { value: tm.id }, tm.name))) : null,
+    h("button.btn.primary.sm", { type: "submit" }, "+ " + t("invite")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const payload = { email: data.get("email"), name: data.get("name"), password: data.get("password"), role: data.get("role") };
+    if (data.get("capacity")) payload.capacity = Number(data.get("capacity"));
+    const teamIds = data.getAll("teams").map(Number);
+    try {
+      const created = await api.post("/agents", teamIds.length ? { ...payload, team_ids: teamIds } : payload);
+      toast(t("saved"), "success");
+      if (teamIds.length && created?.id) await api.patch(`/agents/${created.id}`, { team_ids: teamIds }).catch(() => {});
+      rerender();
+    } catch (error) {
+      // Older servers refuse `team_ids` on create; retry without it.
+      if (teamIds.length && error.status === 422 && /team_ids/.test(error.message)) {
+        try { await api.post("/agents", payload); rerender(); } catch (e) { fail(e); }
+      } else fail(error);
+    }
+  });
+  replace(body, h("div.card", {}, h("h3", {}, t("invite")), form),
+    h("div.card", {}, table([t("name"), t("role"), t("presence"), t("capacity"), t("load"), t("teams"), ""], rows)));
+}
+
+async function teamsTab(body, rerender) {
+  const [{ teams }, { agents }] = await Promise.all([api.get("/teams"), api.get("/agents")]);
+  const rows = teams.map((team) => {
+    const ids = memberIds(team);
+    const add = h("select.select.xs", { "aria-label": t("members") }, h("option", { value: "" }, "+"),
+      agents.filter((a) => !ids.includes(a.id)).map((a) => h("option", { value: a.id }, a.name || a.email)));
+    const save = async (next) => {
+      try {
+        await api.patch(`/teams/${team.id}`, { members: next.map((id) => ({ agent_id: id, lead: (team.leads || []).includes(id) })) });
+        rerender();
+      } catch (error) { fail(error); }
+    };
+    add.addEventListener("change", () => add.value && save([...ids, Number(add.value)]));
+    return h("tr", {},
+      h("td", {}, h("strong", { dir: "auto" }, team.name)),
+      h("td", {}, ids.map((id) => h("span.chip", { dir: "auto" }, agentName(id) || `#${id}`,
+        h("button.chip-x", { onclick: () => save(ids.filter((x) => x !== id)), title: t("remove") }, "×"))), add),
+      h("td", {}, h("button.btn.xs.danger-ghost", {
+        onclick: async () => { try { await api.del(`/teams/${team.id}`); rerender(); } catch (e) { fail(e); } },
+      }, t("remove"))));
+  });
+  const name = h("input.input.sm", { placeholder: t("name"), dir: "auto", required: true });
+  const form = h("form.inline-form", {}, name, h("button.btn.primary.sm", { type: "submit" }, "+ " + t("new_team")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try { await api.post("/teams", { name: name.value, members: [] }); rerender(); } catch (error) { fail(error); }
+  });
+  replace(body, h("div.card", {}, form), h("div.card", {}, table([t("name"), t("members"), ""], rows)));
+}
+
+async function cannedTab(body, rerender) {
+  const data = await api.optional("/canned-responses", null);
+  if (!data) return replace(body, h("div.card", {}, h("p.muted", {}, t("not_available"))));
+  const rows = data.canned_responses.map((c) =>
+    h("tr", {}, h("td", {}, h("code", {}, `/${c.shortcut}`)), h("td", { dir: "auto" }, c.title || ""),
+      h("td.wrap-text", { dir: "auto" }, c.text),
+      h("td", {}, h("button.btn.xs.danger-ghost", { onclick: async () => { try { await api.del(`/canned-responses/${c.id}`); rerender(); } catch (e) { fail(e); } } }, t("remove")))));
+  const form = h("form.inline-form", {},
+    h("input.input.sm", { name: "shortcut", placeholder: t("shortcut"), dir: "ltr", required: true, pattern: "[^\\s/]+" }),
+    h("input.input.sm", { name: "title", placeholder: t("title"), dir: "auto" }),
+    h("textarea.input.sm.grow", { name: "text", placeholder: t("text"), dir: "auto", required: true, rows: 1 }),
+    h("button.btn.primary.sm", { type: "submit" }, "+ " + t("add")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    try { await api.post("/canned-responses", { shortcut: f.get("shortcut"), title: f.get("title"), text: f.get("text") }); rerender(); } catch (error) { fail(error); }
+  });
+  replace(body, h("div.card", {}, form), h("div.card", {}, table([t("shortcut"), t("title"), t("text"), ""], rows)));
+}
+
+async function labelsTab(body, rerender) {
+  const data = await api.optional("/labels", null);
+  if (!data) return replace(body, h("div.card", {}, h("p.muted", {}, t("not_available"))));
+  const rows = data.labels.map((l) => {
+    const chip = h("span.chip", { dir: "auto" }, l.name);
+    if (l.color) chip.style.borderColor = l.color;
+    return h("tr", {}, h("td", {}, chip), h("td", {}, h("code", {}, l.color || "")),
+      h("td", {}, h("button.btn.xs.danger-ghost", { onclick: async () => { try { await api.del(`/labels/${l.id}`); rerender(); } catch (e) { fail(e); } } }, t("remove"))));
+  });
+  const form = h("form.inline-form", {},
+    h("input.input.sm", { name: "name", placeholder: t("name"), dir: "auto", required: true }),
+    h("input.input.sm.color", { name: "color", type: "color", value: "#0f766e", "aria-label": t("color") }),
+    h("button.btn.primary.sm", { type: "submit" }, "+ " + t("add")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    try { await api.post("/labels", { name: f.get("name"), color: f.get("color") }); rerender(); } catch (error) { fail(error); }
+  });
+  replace(body, h("div.card", {}, form), h("div.card", {}, table([t("name"), t("color"), ""], rows)));
+}
+
+async function channelsTab(body) {
+  const { channels } = await api.get("/channels");
+  const rows = channels.map((c) =>
+    h("tr", {},
+      h("td", {}, h("strong", { dir: "ltr" }, c.name)),
+      h("td", {}, h(`span.channel-badge.ch-${channelType(c.type)}`, {}, channelName(c.type))),
+      h("td", {}, h(`span.status.st-${c.status === "connected" || c.status === "ok" || c.status === "running" ? "open" : c.last_error ? "failed" : "pending"}`, {}, c.status || (c.enabled === false ? t("no") : t("yes")))),
+      h("td", {}, c.team || "—"),
+      h("td", {}, c.last_message_at ? fullTime(c.last_message_at) : "—"),
+      h("td.wrap-text", { dir: "auto" }, c.last_error || "—")));
+  replace(body, h("div.card", {}, table([t("name"), t("type"), t("status"), t("team"), t("last_message"), t("last_error")], rows)));
+}
+
+async function rulesTab(body) {
+  const data = await api.optional("/routing/rules", null);
+  if (!data) return replace(body, h("div.card", {}, h("p.muted", {}, t("not_available"))));
+  const rules = data.rules || [];
+  const rows = rules.map((r, i) =>
+    h("tr", {}, h("td", {}, num(i + 1)), h("td", { dir: "auto" }, r.team || ""),
+      h("td", {}, (r.channels || []).join(", ")), h("td", {}, r.language || ""),
+      h("td", { dir: "auto" }, (r.keywords || []).join("، ")), h("td", { dir: "auto" }, (r.customer_labels || []).join("، "))));
+  replace(body, h("div.card", {}, rules.length ? table(["#", t("team"), t("channel"), "lang", "keywords", t("labels")], rows) : h("p.muted", {}, t("rules_none")),
+    data.default_team ? h("p.muted.small", {}, `default_team: ${data.default_team}`) : null));
+}
+
+const RENDER = { agents: agentsTab, teams: teamsTab, canned: cannedTab, labels: labelsTab, channels: channelsTab, rules: rulesTab };
+
+export async function renderAdmin(root) {
+  const body = h("div.admin-body", {}, h("p.muted", {}, t("loading")));
+  const nav = h("nav.admin-nav", {}, TABS.map(([key, label, ic]) =>
+    h(`button.nav-item${state.adminTab === key ? ".active" : ""}`, { "data-tab": key, onclick: () => { state.adminTab = key; renderAdmin(root); } },
+      icon(ic, 16), h("span", {}, t(label)))));
+  replace(root, h("div.admin", {}, nav, h("div.admin-main", {}, h("h2.admin-title", {}, t(TABS.find((x) => x[0] === state.adminTab)[1])), body)));
+  const rerender = () => renderAdmin(root);
+  try {
+    await RENDER[state.adminTab](body, rerender);
+  } catch (error) {
+    replace(body, h("div.card", {}, h("p.muted", {}, error instanceof api.ApiMissing ? t("not_available") : t("failed", { error: error.message }))));
+  }
+}

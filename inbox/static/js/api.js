@@ -1,0 +1,81 @@
+// The agent API: JSON over fetch, the CSRF header on writes, and graceful answers for routes
+// that the server does not have yet (404/405 → `ApiMissing`).
+
+let csrf = null;
+
+export function setCsrf(token) {
+  csrf = token;
+}
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class ApiMissing extends ApiError {}
+
+export async function call(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  let response;
+  try {
+    response = await fetch("/api/v1" + path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new ApiError(0, String(error.message || error));
+  }
+  let data = null;
+  const text = await response.text();
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { error: text };
+  }
+  if (!response.ok) {
+    const message = (data && data.error) || response.statusText;
+    // A route that is not there at all: aiohttp answers 404/405 with its own reason.
+    const missing =
+      response.status === 405 || (response.status === 404 && /^not found$/i.test(message || ""));
+    if (missing) throw new ApiMissing(response.status, message);
+    if (response.status === 401) window.dispatchEvent(new CustomEvent("pishkhan:unauthorized"));
+    throw new ApiError(response.status, message);
+  }
+  return data;
+}
+
+export const get = (path) => call("GET", path);
+export const post = (path, body = {}) => call("POST", path, body);
+export const put = (path, body) => call("PUT", path, body);
+export const patch = (path, body) => call("PATCH", path, body);
+export const del = (path) => call("DELETE", path);
+
+/** Try the contract's method first, then an older one the server may still have. */
+export async function write(methods, path, body) {
+  let last;
+  for (const method of methods) {
+    try {
+      return await call(method, path, body);
+    } catch (error) {
+      if (!(error instanceof ApiMissing)) throw error;
+      last = error;
+    }
+  }
+  throw last;
+}
+
+/** GET that answers `fallback` when the route does not exist yet. */
+export async function optional(path, fallback) {
+  try {
+    return await get(path);
+  } catch (error) {
+    if (error instanceof ApiMissing) return fallback;
+    throw error;
+  }
+}

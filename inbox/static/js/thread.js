@@ -1,0 +1,581 @@
+// The open conversation: header with actions, the thread, and the composer.
+
+import * as api from "./api.js";
+import { avatar, clear, h, icon, replace, toast } from "./dom.js";
+import { channelName, channelType, fullTime, num, relative, shortTime, t } from "./i18n.js";
+import { agentName, emit, state, teamName } from "./state.js";
+
+const QUOTE_HEADER = /^(On .{3,200} wrote:|.{3,200} نوشت:|-----\s*Original Message\s*-----|From: .+)$/i;
+
+/** Split plain text into what was written and the quoted tail (a reply's "> ..." lines). */
+export function splitQuoted(text) {
+  const lines = String(text || "").split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!(line.startsWith(">") || QUOTE_HEADER.test(line))) continue;
+    const rest = lines.slice(i + 1).filter((l) => l.trim());
+    if (rest.every((l) => l.trim().startsWith(">")) && (rest.length || line.startsWith(">"))) {
+      if (i === 0) return { own: text, quoted: "" };
+      return { own: lines.slice(0, i).join("\n").trimEnd(), quoted: lines.slice(i).join("\n") };
+    }
+  }
+  return { own: text, quoted: "" };
+}
+
+/** Sanitized email HTML from the API, without its quoted part (parsed inertly, never run). */
+function splitQuotedHtml(html) {
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  const quotes = doc.querySelectorAll("blockquote, .gmail_quote, .yahoo_quoted, #appendonsend");
+  quotes.forEach((q) => q.remove());
+  return { own: doc.body ? doc.body.innerHTML : "", folded: quotes.length > 0 };
+}
+
+function emailFrame(html) {
+  const text = html.replace(/<[^>]*>/g, " ");
+  const blocks = (html.match(/<(p|br|div|tr|li|h\d)\b/gi) || []).length;
+  const height = Math.max(60, Math.min(520, 24 * (blocks + text.length / 90) + 24));
+  const frame = h("iframe.email-frame", { sandbox: "", title: "email", referrerpolicy: "no-referrer" });
+  frame.srcdoc =
+    '<!doctype html><meta charset="utf-8"><style>body{font:14px/1.7 system-ui,Vazirmatn,Tahoma,sans-serif;margin:0;color:#1f2937;word-wrap:break-word}img{max-width:100%}</style>' +
+    html;
+  frame.style.height = `${Math.round(height)}px`;
+  return frame;
+}
+
+function safeUrl(url) {
+  try {
+    const parsed = new URL(url, location.href);
+    return ["http:", "https:"].includes(parsed.protocol) ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function bytes(size) {
+  if (!size && size !== 0) return "";
+  if (size < 1024) return `${num(size)} B`;
+  if (size < 1048576) return `${num(Math.round(size / 1024))} KB`;
+  return `${num(Math.round(size / 104857.6) / 10)} MB`;
+}
+
+function bodyOf(message) {
+  const wrap = h("div.msg-body");
+  if (message.html) {
+    const { own, folded } = splitQuotedHtml(message.html);
+    let frame = emailFrame(folded ? own : message.html);
+    wrap.appendChild(frame);
+    if (folded) {
+      const toggle = h("button.quote-toggle", { title: t("show_quoted"), "aria-expanded": "false" }, "…");
+      let open = false;
+      toggle.addEventListener("click", () => {
+        open = !open;
+        const next = emailFrame(open ? message.html : own);
+        frame.replaceWith(next);
+        frame = next;
+        toggle.title = t(open ? "hide_quoted" : "show_quoted");
+        toggle.setAttribute("aria-expanded", String(open));
+      });
+      wrap.appendChild(toggle);
+    }
+    return wrap;
+  }
+  const { own, quoted } = splitQuoted(message.text);
+  wrap.appendChild(h("div.text", { dir: "auto" }, own));
+  if (quoted) {
+    const quote = h("div.text.quoted", { dir: "auto", hidden: true }, quoted);
+    const toggle = h("button.quote-toggle", { title: t("show_quoted"), "aria-expanded": "false" }, "…");
+    toggle.addEventListener("click", () => {
+      quote.hidden = !quote.hidden;
+      toggle.setAttribute("aria-expanded", String(!quote.hidden));
+      toggle.title = t(quote.hidden ? "show_quoted" : "hide_quoted");
+    });
+    wrap.append(toggle, quote);
+  }
+  return wrap;
+}
+
+function attachmentsOf(message) {
+  const files = message.attachments || [];
+  if (!files.length) return null;
+  return h(
+    "div.attachments",
+    {},
+    files.map((file) => {
+      const href = safeUrl(file.url);
+      const label = [icon("paperclip", 14), h("span", { dir: "auto" }, file.name || "file"), h("small", {}, bytes(file.size))];
+      return href
+        ? h("a.attachment", { href, target: "_blank", rel: "noopener noreferrer", download: file.name || "" }, label)
+        : h("span.attachment", {}, label);
+    }),
+  );
+}
+
+function deliveryOf(message) {
+  const status = message.delivery_status;
+  if (!status || message.private || message.direction !== "out") return null;
+  const node = h(`div.delivery.ds-${status}`, { title: message.delivery_error || "" },
+    icon(status === "failed" ? "retry" : "check", 12), t(`ds_${status}`));
+  if (status === "failed") {
+    if (message.delivery_error) node.appendChild(h("span.reason", { dir: "auto" }, message.delivery_error));
+    node.appendChild(
+      h("button.btn.xs.danger", {
+        onclick: async (event) => {
+          event.target.disabled = true;
+          try {
+            await api.post(`/messages/${message.id}/retry`);
+            emit("refresh-thread");
+          } catch (error) {
+            toast(t("failed", { error: error.message }), "error");
+            event.target.disabled = false;
+          }
+        },
+      }, t("retry")),
+    );
+  }
+  return node;
+}
+
+function authorName(message) {
+  if (message.author && message.author.name) return message.author.name;
+  if (message.author_kind === "agent") return agentName(message.author_agent_id);
+  if (message.author_kind === "bot") return t("bot");
+  if (message.author_kind === "customer") return state.current?.customer?.name || t("customer");
+  return t("system");
+}
+
+function messageNode(message) {
+  const kind = message.private
+    ? "note"
+    : message.author_kind === "bot"
+      ? "bot"
+      : message.direction === "in" || message.author_kind === "customer"
+        ? "in"
+        : "out";
+  if (message.author_kind === "system" && !message.private) {
+    return h("div.activity", { dataset: { messageId: message.id } }, h("span", { dir: "auto" }, message.text));
+  }
+  const name = authorName(message);
+  return h(
+    `div.msg.msg-${kind}`,
+    { dataset: { messageId: message.id } },
+    kind === "bot" ? h("span.avatar.bot", {}, icon("bot", 16)) : avatar(name),
+    h(
+      "div.bubble",
+      {},
+      h(
+        "div.msg-head",
+        {},
+        h("strong", { dir: "auto" }, name),
+        kind === "note" ? h("span.tag.note-tag", {}, t("private_note")) : null,
+        kind === "bot" ? h("span.tag.bot-tag", {}, t("bot")) : null,
+        message.subject && message.subject !== state.current?.subject
+          ? h("span.msg-subject", { dir: "auto" }, message.subject)
+          : null,
+        h("time", { datetime: message.created_at, title: fullTime(message.created_at) }, shortTime(message.created_at)),
+      ),
+      bodyOf(message),
+      attachmentsOf(message),
+      deliveryOf(message),
+    ),
+  );
+}
+
+const STATUS_KEY = (status) => `st_${status}`;
+
+function activityText(activity) {
+  const actorName = activity.actor?.name || (activity.actor_agent_id ? agentName(activity.actor_agent_id) : "");
+  const data = activity.data || {};
+  const type = activity.type || "";
+  const auto = !actorName;
+  if (type === "conversation.assigned") {
+    const to = agentName(data.to ?? data.agent_id ?? data.assignee_id) || t("nobody");
+    return auto ? t("act_assigned_auto", { to }) : t("act_assigned", { actor: actorName, to });
+  }
+  if (type === "conversation.unassigned") {
+    return auto ? t("act_unassigned_auto") : t("act_unassigned", { actor: actorName });
+  }
+  if (type === "conversation.team_changed") {
+    return t("act_team", { actor: actorName || t("someone"), to: teamName(data.to) || t("nobody") });
+  }
+  if (type === "conversation.status" || type === "conversation.status_changed") {
+    const to = t(STATUS_KEY(data.to ?? data.status));
+    return auto ? t("act_status_auto", { to }) : t("act_status", { actor: actorName, to });
+  }
+  if (type === "conversation.labels" || type === "conversation.labels_changed") {
+    return t("act_labels", { actor: actorName || t("someone") });
+  }
+  if (type === "conversation.created" || type === "conversation.opened") return t("act_created");
+  if (type === "conversation.reopened") return t("act_reopened");
+  return null;
+}
+
+function isMessageEvent(type) {
+  return type.startsWith("message.") || type.startsWith("note.");
+}
+
+/** Activities from the detail (contract) or from the conversation's event log (older servers). */
+async function loadActivities(detail) {
+  if (Array.isArray(detail.activities)) return detail.activities;
+  try {
+    const data = await api.get(`/conversations/${detail.id}/events`);
+    return (data.events || []).filter((e) => !isMessageEvent(e.type));
+  } catch {
+    return [];
+  }
+}
+
+export async function loadConversation(id) {
+  const detail = await api.get(`/conversations/${id}`);
+  detail.activities = await loadActivities(detail);
+  return detail;
+}
+
+// ---------------------------------------------------------------- header and actions
+
+async function assignTo(body) {
+  const id = state.currentId;
+  try {
+    await api.write(["PUT", "POST"], `/conversations/${id}/assignment`, body);
+    emit("refresh-thread");
+    emit("refresh-list");
+  } catch (error) {
+    toast(t("failed", { error: error.message }), "error");
+  }
+}
+
+export async function assignToMe() {
+  if (!state.current) return;
+  await assignTo({ agent_id: state.me.id });
+}
+
+export async function setStatus(status, snoozedUntil = null) {
+  if (!state.current) return;
+  const body = { status };
+  if (status === "snoozed") body.snoozed_until = snoozedUntil;
+  try {
+    await api.put(`/conversations/${state.currentId}/status`, body);
+    emit("refresh-thread");
+    emit("refresh-list");
+  } catch (error) {
+    toast(t("failed", { error: error.message }), "error");
+  }
+}
+
+async function changeLabels(add, remove) {
+  try {
+    await api.write(["PUT", "POST"], `/conversations/${state.currentId}/labels`, { add, remove });
+    emit("refresh-thread");
+    emit("refresh-list");
+  } catch (error) {
+    toast(t("failed", { error: error.message }), "error");
+  }
+}
+
+function select(label, options, onchange, { value = "", className = "" } = {}) {
+  const node = h(`select.select${className ? "." + className : ""}`, { "aria-label": label },
+    h("option", { value: "" }, label),
+    options.map(([v, text]) => h("option", { value: String(v), selected: String(v) === String(value) }, text)));
+  node.addEventListener("change", () => {
+    const chosen = node.value;
+    node.value = String(value);
+    if (chosen !== "") onchange(chosen);
+  });
+  return node;
+}
+
+function snoozeMenu(anchor) {
+  document.querySelectorAll(".popover").forEach((p) => p.remove());
+  const at = (date) => setStatus("snoozed", date.toISOString()).then(() => pop.remove());
+  const inHour = () => new Date(Date.now() + 3600_000);
+  const tomorrow = () => { const d = new Date(); d.setDate(d.getDate() + 1); d.setHours(9, 0, 0, 0); return d; };
+  const week = () => { const d = new Date(); d.setDate(d.getDate() + 7); d.setHours(9, 0, 0, 0); return d; };
+  const local = h("input.input", { type: "datetime-local", "aria-label": t("snooze_until") });
+  const start = tomorrow();
+  local.value = new Date(start.getTime() - start.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const pop = h(
+    "div.popover.snooze-pop",
+    { role: "dialog" },
+    h("div.pop-title", {}, t("snooze_until")),
+    h("button.menu-item", { onclick: () => at(inHour()) }, t("snooze_1h"), h("small", {}, relative(inHour().toISOString()))),
+    h("button.menu-item", { onclick: () => at(tomorrow()) }, t("snooze_tomorrow"), h("small", {}, fullTime(tomorrow().toISOString()))),
+    h("button.menu-item", { onclick: () => at(week()) }, t("snooze_week"), h("small", {}, fullTime(week().toISOString()))),
+    h("div.pop-row", {}, local,
+      h("button.btn.primary.sm", { onclick: () => local.value && at(new Date(local.value)) }, t("apply"))),
+  );
+  const rect = anchor.getBoundingClientRect();
+  pop.style.top = `${rect.bottom + 6}px`;
+  pop.style.left = `${Math.max(8, Math.min(rect.left, innerWidth - 300))}px`;
+  document.body.appendChild(pop);
+  setTimeout(() => {
+    const close = (event) => {
+      if (!pop.contains(event.target)) { pop.remove(); document.removeEventListener("mousedown", close); }
+    };
+    document.addEventListener("mousedown", close);
+  });
+}
+
+function labelEditor(labels) {
+  const chips = labels.map((name) =>
+    h("span.chip", { dir: "auto" }, name,
+      h("button.chip-x", { title: t("remove"), "aria-label": `${t("remove")} ${name}`, onclick: () => changeLabels([], [name]) }, "×")));
+  const input = h("input.input.label-input", { list: "label-options", placeholder: t("add_label"), "aria-label": t("add_label"), dir: "auto" });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && input.value.trim()) {
+      event.preventDefault();
+      changeLabels([input.value.trim()], []);
+    }
+  });
+  input.addEventListener("change", () => {
+    if (state.labels.some((l) => l.name === input.value)) changeLabels([input.value], []);
+  });
+  const options = h("datalist", { id: "label-options" },
+    state.labels.filter((l) => !labels.includes(l.name)).map((l) => h("option", { value: l.name })));
+  return h("div.labels-row", {}, icon("tag", 14), chips, input, options);
+}
+
+function header(detail) {
+  const assignee = detail.assignee?.name || agentName(detail.assignee_id);
+  const mine = detail.assignee_id === state.me.id;
+  const resolved = detail.status === "resolved";
+  const statusActions = h("div.btn-group", {},
+    resolved
+      ? h("button.btn.sm", { onclick: () => setStatus("open"), "data-action": "reopen" }, t("reopen"))
+      : h("button.btn.sm.success", { onclick: () => setStatus("resolved"), "data-action": "resolve" }, icon("check", 14), t("resolve")),
+    detail.status !== "pending" && !resolved
+      ? h("button.btn.sm", { onclick: () => setStatus("pending"), "data-action": "pending" }, t("pending"))
+      : null,
+    detail.status !== "open" && !resolved
+      ? h("button.btn.sm", { onclick: () => setStatus("open"), "data-action": "open" }, t("reopen"))
+      : null,
+    h("button.btn.sm", { onclick: (event) => snoozeMenu(event.currentTarget), "data-action": "snooze" }, icon("clock", 14), t("snooze")),
+  );
+  const agents = state.agents.filter((a) => a.active !== false);
+  return h(
+    "header.thread-head",
+    {},
+    h("div.thread-title", {},
+      h("div.title-line", {},
+        h("h2", { dir: "auto" }, detail.subject || detail.customer?.name || t("no_subject")),
+        h(`span.status.st-${detail.status}`, {}, t(STATUS_KEY(detail.status))),
+        detail.status === "snoozed" && detail.snoozed_until
+          ? h("span.muted.small", { title: fullTime(detail.snoozed_until) }, relative(detail.snoozed_until))
+          : null),
+      h("div.meta-line", {},
+        h(`span.channel-badge.ch-${channelType(detail.channel)}`, {}, channelName(detail.channel)),
+        h("span.muted", { dir: "auto" }, detail.customer?.name || ""),
+        h("span.sep", {}, "·"),
+        h("span.assignee", {}, icon("user", 13), h("span", { dir: "auto" }, assignee || t("unassigned"))),
+        detail.team_id ? [h("span.sep", {}, "·"), h("span.muted", { dir: "auto" }, teamName(detail.team_id))] : null,
+        h("span.sep", {}, "·"),
+        h("span.muted", {}, `#${num(detail.id)}`))),
+    h("div.thread-actions", {},
+      mine ? null : h("button.btn.sm.primary", { onclick: assignToMe, "data-action": "assign-me" }, icon("user", 14), t("assign_me")),
+      select(t("assign_to"), agents.filter((a) => a.id !== detail.assignee_id).map((a) => [a.id, a.name || a.email]),
+        (id) => assignTo({ agent_id: Number(id) }), { className: "assign-select" }),
+      state.teams.length
+        ? select(t("transfer_team"), state.teams.map((tm) => [tm.id, tm.name]),
+          (id) => assignTo({ agent_id: null, team_id: Number(id), set_team: true }), { className: "team-select" })
+        : null,
+      statusActions),
+    labelEditor(detail.labels || []),
+  );
+}
+
+// ---------------------------------------------------------------- composer
+
+let composer = null;
+
+function mentionCandidates(query) {
+  const q = query.toLowerCase();
+  return state.agents
+    .filter((a) => a.active !== false && a.id !== state.me.id)
+    .filter((a) => (a.name || "").toLowerCase().includes(q) || (a.email || "").toLowerCase().startsWith(q))
+    .slice(0, 6)
+    .map((a) => ({ label: a.name || a.email, hint: a.email, insert: `@${(a.name || a.email).trim()} `, agentId: a.id }));
+}
+
+function cannedCandidates(query) {
+  const q = query.toLowerCase();
+  return state.canned
+    .filter((c) => c.shortcut.toLowerCase().startsWith(q) || (c.title || "").toLowerCase().includes(q))
+    .slice(0, 6)
+    .map((c) => ({ label: `/${c.shortcut}`, hint: c.title || c.text.slice(0, 60), insert: c.text }));
+}
+
+function buildComposer() {
+  const textarea = h("textarea.composer-input", { rows: 3, dir: "auto", "aria-label": t("reply") });
+  const tabs = h("div.composer-tabs", { role: "tablist" });
+  const suggest = h("div.suggest", { role: "listbox", hidden: true });
+  const sendButton = h("button.btn.primary.send", { type: "button" });
+  const notice = h("div.collision", { hidden: true, "aria-live": "polite" });
+  const box = h("div.composer", {}, notice, tabs, h("div.composer-box", {}, textarea, suggest),
+    h("div.composer-foot", {}, h("span.muted.small.hint"), sendButton));
+  const self = { box, textarea, mode: "reply", mentions: new Map(), items: [], active: 0, lastTyping: 0, conversationId: null, notice };
+
+  const setMode = (mode) => {
+    self.mode = mode;
+    box.classList.toggle("note-mode", mode === "note");
+    replace(tabs,
+      h(`button.tab${mode === "reply" ? ".active" : ""}`, { role: "tab", "aria-selected": String(mode === "reply"), onclick: () => { setMode("reply"); textarea.focus(); }, "data-mode": "reply" }, icon("send", 14), t("reply")),
+      h(`button.tab${mode === "note" ? ".active" : ""}`, { role: "tab", "aria-selected": String(mode === "note"), onclick: () => { setMode("note"); textarea.focus(); }, "data-mode": "note" }, icon("note", 14), t("note")));
+    textarea.placeholder = t(mode === "note" ? "note_ph" : "reply_ph");
+    replace(sendButton, icon(mode === "note" ? "note" : "send", 14), t(mode === "note" ? "add_note" : "send"));
+    replace(box.querySelector(".hint"), h("kbd", {}, navigator.platform.includes("Mac") ? "⌘ Enter" : "Ctrl Enter"),
+      h("span", {}, t(mode === "note" ? "note_hint" : "reply_hint")));
+  };
+  self.setMode = setMode;
+
+  const token = () => {
+    const before = textarea.value.slice(0, textarea.selectionStart);
+    const match = before.match(/(^|\s)([/@])([^\s/@]*)$/);
+    return match ? { trigger: match[2], query: match[3], start: before.length - match[3].length - 1 } : null;
+  };
+
+  const closeSuggest = () => { suggest.hidden = true; self.items = []; };
+  const renderSuggest = () => {
+    replace(suggest, self.items.map((item, i) =>
+      h(`button.suggest-item${i === self.active ? ".active" : ""}`, { role: "option", type: "button", onmousedown: (e) => { e.preventDefault(); choose(i); } },
+        h("strong", { dir: "auto" }, item.label), h("span.muted", { dir: "auto" }, item.hint))));
+    suggest.hidden = self.items.length === 0;
+  };
+  const choose = (index) => {
+    const item = self.items[index];
+    const tok = token();
+    if (!item || !tok) return closeSuggest();
+    const value = textarea.value;
+    const end = textarea.selectionStart;
+    textarea.value = value.slice(0, tok.start) + item.insert + value.slice(end);
+    const caret = tok.start + item.insert.length;
+    textarea.setSelectionRange(caret, caret);
+    if (item.agentId) self.mentions.set(item.insert.trim(), item.agentId);
+    closeSuggest();
+    textarea.focus();
+  };
+
+  textarea.addEventListener("input", () => {
+    const tok = token();
+    if (tok && tok.trigger === "/" && tok.start === 0 || tok && tok.trigger === "/" && /\s$/.test(textarea.value.slice(0, tok.start))) {
+      self.items = cannedCandidates(tok.query);
+    } else if (tok && tok.trigger === "@" && self.mode === "note") {
+      self.items = mentionCandidates(tok.query);
+    } else {
+      self.items = [];
+    }
+    self.active = 0;
+    renderSuggest();
+    const now = Date.now();
+    if (self.conversationId && now - self.lastTyping > 2500 && textarea.value) {
+      self.lastTyping = now;
+      emit("typing", self.conversationId);
+    }
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (!suggest.hidden && self.items.length) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        self.active = (self.active + (event.key === "ArrowDown" ? 1 : -1) + self.items.length) % self.items.length;
+        renderSuggest();
+        return;
+      }
+      if (event.key === "Enter" || event.key === "Tab") {
+        event.preventDefault();
+        choose(self.active);
+        return;
+      }
+      if (event.key === "Escape") { closeSuggest(); return; }
+    }
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      send();
+    } else if (event.key === "Escape") {
+      textarea.blur();
+    }
+  });
+  textarea.addEventListener("blur", () => setTimeout(closeSuggest, 150));
+
+  const send = async () => {
+    const text = textarea.value.trim();
+    if (!text || !self.conversationId) return;
+    const isNote = self.mode === "note";
+    const mentions = isNote ? [...self.mentions].filter(([tag]) => text.includes(tag)).map(([, id]) => id) : [];
+    sendButton.disabled = true;
+    const path = `/conversations/${self.conversationId}/messages`;
+    try {
+      try {
+        await api.post(path, isNote ? { text, private: true, mentions } : { text, private: false });
+      } catch (error) {
+        // Older servers refuse the `mentions` key; they read @Name from the text instead.
+        if (!(isNote && error.status === 422 && /mentions/.test(error.message))) throw error;
+        await api.post(path, { text, private: true });
+      }
+      textarea.value = "";
+      self.mentions.clear();
+      emit("refresh-thread");
+      emit("refresh-list");
+    } catch (error) {
+      toast(t("failed", { error: error.message }), "error");
+    } finally {
+      sendButton.disabled = false;
+    }
+  };
+  sendButton.addEventListener("click", send);
+  setMode("reply");
+  return self;
+}
+
+export function focusComposer(mode) {
+  if (!composer || !state.current) return;
+  composer.setMode(mode);
+  composer.textarea.focus();
+}
+
+export function renderCollision() {
+  if (!composer) return;
+  const signal = state.collision.get(state.currentId);
+  const others = (list) => (list || []).filter((a) => a.id !== state.me.id).map((a) => a.name || agentName(a.id));
+  const typing = others(signal?.typing);
+  const viewing = others(signal?.viewing).filter((n) => !typing.includes(n));
+  const node = composer.notice;
+  clear(node);
+  if (typing.length) node.appendChild(h("span.typing", {}, h("span.dots", {}, h("i"), h("i"), h("i")), t("typing", { names: typing.join("، ") })));
+  if (viewing.length) node.appendChild(h("span.viewing", {}, icon("users", 14), t("viewing", { names: viewing.join("، ") })));
+  node.hidden = !typing.length && !viewing.length;
+}
+
+// ---------------------------------------------------------------- the pane
+
+export function renderThread(pane, detail, { keepComposer = false } = {}) {
+  const timeline = [
+    ...detail.messages.map((m) => ({ at: m.created_at, id: m.id, node: () => messageNode(m) })),
+    ...detail.activities
+      .map((a) => ({ a, text: activityText(a) }))
+      .filter((x) => x.text)
+      .map(({ a, text }) => ({ at: a.created_at, id: a.id, node: () => h("div.activity", {}, h("span", {}, text), h("time", { title: fullTime(a.created_at) }, shortTime(a.created_at))) })),
+  ].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+
+  const oldScroll = pane.querySelector(".messages");
+  const nearBottom = !oldScroll || oldScroll.scrollHeight - oldScroll.scrollTop - oldScroll.clientHeight < 80;
+  const messages = h("div.messages", { role: "log", "aria-live": "polite" });
+  let lastDay = "";
+  for (const item of timeline) {
+    const day = new Date(item.at).toDateString();
+    if (day !== lastDay) {
+      lastDay = day;
+      messages.appendChild(h("div.day", {}, h("span", {}, fullTime(item.at).split(/[،,]\s*/)[0])));
+    }
+    messages.appendChild(item.node());
+  }
+  if (!composer || !keepComposer || composer.conversationId !== detail.id) {
+    composer = buildComposer();
+    composer.conversationId = detail.id;
+  }
+  replace(pane, header(detail), messages, composer.box);
+  renderCollision();
+  if (nearBottom || !keepComposer) messages.scrollTop = messages.scrollHeight;
+  else messages.scrollTop = oldScroll.scrollTop;
+}
+
+export function renderEmptyThread(pane) {
+  composer = null;
+  replace(pane, h("div.empty-state", {}, icon("inbox", 48), h("h3", {}, t("pick_conversation")), h("p.muted", {}, t("pick_hint"))));
+}
