@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from inbox.accounts import AccountError, create_agent
 from inbox.api.base import ApiError, ApiRoute, Body, int_param, json_response, principal, read_json
+from inbox.realtime import DEACTIVATED
 from inbox.services import SERVICES
 from routing.router import INBOUND_TOPIC
 from storage.models import Agent, Conversation, Team, TeamMember
@@ -88,13 +89,19 @@ async def update_agent(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, AgentPatchBody)
     if agent_id == principal(request).id and (body.active is False or body.role == "agent"):
         raise ApiError(422, "admins cannot deactivate or demote themselves")
-    agent = await request.app[SERVICES].actions.update_agent(
+    services = request.app[SERVICES]
+    agent = await services.actions.update_agent(
         agent_id,
         capacity=body.capacity,
         active=body.active,
         role=body.role,
         actor_agent_id=principal(request).id,
     )
+    # Open event streams were authorised for the account as it was; end what it no longer allows.
+    if not agent.active:
+        services.hub.disconnect_agent(agent.id, DEACTIVATED)
+    elif body.role is not None:
+        services.hub.update_agent(agent.id, role=agent.role)
     return json_response(
         {"id": agent.id, "capacity": agent.capacity, "active": agent.active, "role": agent.role}
     )

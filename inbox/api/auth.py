@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Literal
 
@@ -9,16 +10,27 @@ from aiohttp import web
 from pydantic import Field
 
 from channels.contacts import normalize_email
-from inbox.accounts import authenticate, close_session, create_api_token, open_session
+from inbox.accounts import (
+    authenticate,
+    close_session,
+    issue_api_token,
+    list_api_tokens,
+    open_session,
+    revoke_api_token,
+    token_hash,
+)
 from inbox.api.base import (
     SESSION_COOKIE,
+    ApiError,
     ApiRoute,
     Body,
     error,
+    int_param,
     json_response,
     principal,
     read_json,
 )
+from inbox.realtime import LOGGED_OUT, TOKEN_REVOKED
 from inbox.services import SERVICES
 
 
@@ -40,14 +52,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, LoginBody)
     client = request.remote or "?"
     who = normalize_email(body.email) or body.email.strip().lower()
-    if services.login_limiter.blocked(client, who):
-        return error(429, "too many failed logins; wait a few minutes")
+    wait = services.login_limiter.retry_after(client, who)
+    if wait is not None:
+        return json_response(
+            {"error": "too many failed logins; wait a few minutes"},
+            status=429,
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     server = services.config.server
+    services.login_limiter.failed(client, who)  # until it succeeds; see LoginLimiter
+    agent = await authenticate(services.sessions, body.email, body.password)
+    if agent is None:
+        return error(401, "wrong email or password")
     async with services.sessions.begin() as session:
-        agent = await authenticate(session, body.email, body.password)
-        if agent is None:
-            services.login_limiter.failed(client, who)
-            return error(401, "wrong email or password")
         token, csrf = await open_session(
             session, agent, lifetime=timedelta(hours=server.session_hours)
         )
@@ -76,6 +93,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if cookie:
         async with services.sessions.begin() as session:
             await close_session(session, cookie)
+        services.hub.disconnect_credential(token_hash(cookie), LOGGED_OUT)
     response = json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -104,8 +122,37 @@ async def set_presence(request: web.Request) -> web.StreamResponse:
 async def new_token(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, TokenBody)
     async with request.app[SERVICES].sessions.begin() as session:
-        token = await create_api_token(session, principal(request).id, body.name)
-    return json_response({"token": token, "name": body.name}, status=201)
+        token_id, token = await issue_api_token(session, principal(request).id, body.name)
+    return json_response({"id": token_id, "token": token, "name": body.name}, status=201)
+
+
+async def list_tokens(request: web.Request) -> web.StreamResponse:
+    async with request.app[SERVICES].sessions() as session:
+        tokens = await list_api_tokens(session, principal(request).id)
+    return json_response(
+        {
+            "tokens": [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "created_at": t.created_at.isoformat(),
+                    "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+                }
+                for t in tokens
+            ]
+        }
+    )
+
+
+async def revoke_token(request: web.Request) -> web.StreamResponse:
+    token_id = int_param(request, "id")
+    services = request.app[SERVICES]
+    async with services.sessions.begin() as session:
+        revoked = await revoke_api_token(session, principal(request).id, token_id)
+    if revoked is None:
+        raise ApiError(404, f"not found: token {token_id}")
+    services.hub.disconnect_credential(revoked, TOKEN_REVOKED)
+    return json_response({"revoked": token_id})
 
 
 ROUTES = [
@@ -122,5 +169,13 @@ ROUTES = [
         "agent",
         "Create a bearer token (shown once)",
         body=TokenBody,
+    ),
+    ApiRoute("GET", "/me/tokens", list_tokens, "agent", "The caller's bearer tokens"),
+    ApiRoute(
+        "DELETE",
+        "/me/tokens/{id}",
+        revoke_token,
+        "agent",
+        "Revoke one of the caller's bearer tokens; event streams opened with it close",
     ),
 ]
