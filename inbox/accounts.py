@@ -45,6 +45,9 @@ class Principal:
     role: str
     team_ids: frozenset[int]
     csrf_token: str | None  # set for cookie sessions, which must send it back on writes
+    locale: str = "fa"
+    presence: str = "offline"
+    """As it was when the request was authenticated."""
 
     @property
     def is_admin(self) -> bool:
@@ -201,6 +204,8 @@ async def _principal(session: AsyncSession, agent: Agent, csrf: str | None) -> P
         role=agent.role,
         team_ids=frozenset(teams),
         csrf_token=csrf,
+        locale=agent.locale,
+        presence=agent.presence,
     )
 
 

@@ -1,4 +1,5 @@
-"""Realtime fan-out of committed events to the agents' WebSockets, filtered by who may see what."""
+"""Realtime fan-out of committed events to the agents' WebSockets, filtered by who may see what,
+and the ephemeral collision signals (who is viewing or typing in a conversation)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from inbox.accounts import Principal
 from routing.events import Published
 
 logger = logging.getLogger(__name__)
+
+TYPING_SECONDS = 5.0
+"""A typing signal holds this long unless the agent signals again (the web app does every 2.5 s)."""
 
 
 def can_see(principal: Principal, team_id: int | None, assignee_id: int | None) -> bool:
@@ -20,6 +25,32 @@ def can_see(principal: Principal, team_id: int | None, assignee_id: int | None) 
     if principal.is_admin or assignee_id == principal.id or team_id is None:
         return True
     return team_id in principal.team_ids
+
+
+def may_receive(principal: Principal, event: Published) -> bool:
+    """Whether the agent's streams get the event, live or replayed.
+
+    An event addressed to one agent (a notification) reaches that agent only; a conversation's
+    event whoever can see the conversation; a customer's event outside any conversation (edited,
+    merged) admins and whoever can see one of that customer's conversations; the rest (labels,
+    canned responses, agents, teams) carries no customer data and reaches everyone."""
+    if event.recipient_id is not None:
+        return event.recipient_id == principal.id
+    if event.conversation_id is not None:
+        return can_see(principal, event.team_id, event.assignee_id)
+    if event.customer_id is not None:
+        return principal.is_admin or any(can_see(principal, *scope) for scope in event.scopes)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """An ephemeral message for a stream (a collision notice): sent as is, never logged."""
+
+    payload: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +77,44 @@ class Subscriber:
     principal: Principal
     credential: str | None = None
     """The hash of the session or bearer token the stream was opened with."""
-    queue: asyncio.Queue[Published | None] = field(
+    queue: asyncio.Queue[Published | Signal | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=1000)
     )
     overflowed: bool = False
     cutoff: Cutoff | None = None
     """Set when the stream was cut off; nothing more may be sent on it."""
+    viewing: int | None = None
+    """The conversation this stream's agent has open, as the client last said."""
+
+    def signal(self, payload: dict[str, Any]) -> None:
+        """Queue an ephemeral message; dropped when the stream is behind (it is only a hint)."""
+        if self.cutoff is None:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(Signal(payload))
+
+
+@dataclass
+class _Room:
+    """Who is in one conversation right now; `team_id` and `assignee_id` say who may know."""
+
+    team_id: int | None
+    assignee_id: int | None
+    viewers: set[Subscriber] = field(default_factory=set)
+    typing: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    """Agent id → the timer that ends their typing."""
 
 
 class Hub:
     """In-process event hub (the embedded default). A subscriber that cannot keep up is cut off
-    and reconnects with `since=`, catching up from the event log instead of losing events."""
+    and reconnects with `since=`, catching up from the event log instead of losing events.
+
+    It also keeps who is viewing or typing in which conversation and tells the agents who can see
+    it (`view`, `typing`; a stream's viewing ends when it unsubscribes). In process only: with
+    several web nodes, an implementation of the same methods over Redis pub/sub replaces it."""
 
     def __init__(self) -> None:
         self._subscribers: set[Subscriber] = set()
+        self._rooms: dict[int, _Room] = {}
 
     def subscribe(self, principal: Principal, *, credential: str | None = None) -> Subscriber:
         subscriber = Subscriber(principal, credential)
@@ -68,15 +123,22 @@ class Hub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+        self._leave(subscriber)
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
     async def publish(self, events: Sequence[Published]) -> None:
+        for event in events:
+            # A transfer moves who may know about the conversation's viewers too.
+            if event.conversation_id is not None and (
+                room := self._rooms.get(event.conversation_id)
+            ):
+                room.team_id, room.assignee_id = event.team_id, event.assignee_id
         for subscriber in list(self._subscribers):
             for event in events:
-                if not can_see(subscriber.principal, event.team_id, event.assignee_id):
+                if not may_receive(subscriber.principal, event):
                     continue
                 try:
                     subscriber.queue.put_nowait(event)
@@ -84,6 +146,93 @@ class Hub:
                     subscriber.overflowed = True
                     self.unsubscribe(subscriber)
                     break
+
+    def view(
+        self,
+        subscriber: Subscriber,
+        conversation_id: int | None,
+        *,
+        team_id: int | None = None,
+        assignee_id: int | None = None,
+    ) -> None:
+        """The stream's agent opened `conversation_id` (`None`: none). The caller has checked
+        that they may see it, whose team and assignee are given. The others who can see it are
+        told, and the newcomer gets the current state."""
+        if subscriber.viewing == conversation_id or subscriber not in self._subscribers:
+            return
+        self._leave(subscriber)
+        if conversation_id is None:
+            return
+        room = self._rooms.setdefault(conversation_id, _Room(team_id, assignee_id))
+        room.team_id, room.assignee_id = team_id, assignee_id
+        room.viewers.add(subscriber)
+        subscriber.viewing = conversation_id
+        self._announce(conversation_id, room, skip=subscriber)
+        subscriber.signal(self._state(conversation_id, room))
+
+    def typing(self, subscriber: Subscriber, conversation_id: int) -> None:
+        """The stream's agent is typing in the conversation they view (anything else is ignored).
+        It holds for TYPING_SECONDS unless signalled again; the others are told when it starts
+        and when it ends."""
+        room = self._rooms.get(conversation_id)
+        if subscriber.viewing != conversation_id or room is None:
+            return
+        agent_id = subscriber.principal.id
+        started = agent_id not in room.typing
+        if not started:
+            room.typing[agent_id].cancel()
+        loop = asyncio.get_running_loop()
+        room.typing[agent_id] = loop.call_later(
+            TYPING_SECONDS, self._stop_typing, conversation_id, agent_id
+        )
+        if started:
+            self._announce(conversation_id, room, skip=subscriber)
+
+    def collision(self, conversation_id: int) -> dict[str, Any] | None:
+        """The current collision state of a conversation (`None` when nobody is in it)."""
+        room = self._rooms.get(conversation_id)
+        return self._state(conversation_id, room) if room else None
+
+    def _stop_typing(self, conversation_id: int, agent_id: int) -> None:
+        room = self._rooms.get(conversation_id)
+        if room is not None and room.typing.pop(agent_id, None) is not None:
+            self._announce(conversation_id, room)
+
+    def _leave(self, subscriber: Subscriber) -> None:
+        conversation_id, subscriber.viewing = subscriber.viewing, None
+        room = self._rooms.get(conversation_id) if conversation_id is not None else None
+        if room is None:
+            return
+        room.viewers.discard(subscriber)
+        agent_id = subscriber.principal.id
+        if agent_id in room.typing and not any(v.principal.id == agent_id for v in room.viewers):
+            room.typing.pop(agent_id).cancel()
+        assert conversation_id is not None
+        self._announce(conversation_id, room)
+        if not room.viewers:
+            del self._rooms[conversation_id]
+
+    @staticmethod
+    def _state(conversation_id: int, room: _Room) -> dict[str, Any]:
+        viewers: dict[int, str] = {}
+        for viewer in sorted(room.viewers, key=lambda v: v.principal.id):
+            viewers.setdefault(viewer.principal.id, viewer.principal.name)
+        return {
+            "type": "collision",
+            "conversation_id": conversation_id,
+            "viewing": [{"id": i, "name": name} for i, name in viewers.items()],
+            "typing": [{"id": i, "name": viewers[i]} for i in sorted(room.typing) if i in viewers],
+        }
+
+    def _announce(
+        self, conversation_id: int, room: _Room, *, skip: Subscriber | None = None
+    ) -> None:
+        state = self._state(conversation_id, room)
+        for subscriber in self._subscribers:
+            if subscriber is not skip and can_see(
+                subscriber.principal, room.team_id, room.assignee_id
+            ):
+                subscriber.signal(state)
 
     def disconnect_agent(self, agent_id: int, cutoff: Cutoff) -> int:
         """End every stream of the agent (deactivated); returns how many were open.
@@ -126,6 +275,10 @@ class Hub:
         return len(subscribers)
 
     async def close(self) -> None:
+        for room in self._rooms.values():
+            for timer in room.typing.values():
+                timer.cancel()
+        self._rooms.clear()
         for subscriber in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 subscriber.queue.put_nowait(None)

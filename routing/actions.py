@@ -84,6 +84,16 @@ class Actions:
         await self._notify(log.published())
         return result
 
+    async def run(self, fn: Callable[..., tuple[T, EventLog]], *args: Any) -> T:
+        """Run a unit of work of another module (`routing.admin_actions`) that records events:
+        `fn(session, *args)` returns its result and its `EventLog`; the events are published
+        after the commit. A uniqueness violation the function's own checks missed (a race) is a
+        `Conflict`."""
+        return await self._unique("that name is taken", fn, *args)
+
+    def now(self) -> datetime:
+        return self._clock()
+
     async def reply(
         self,
         conversation_id: int,

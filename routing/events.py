@@ -7,16 +7,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from storage.bulk import insert_ids
-from storage.models import Event, utcnow
+from storage.models import Conversation, Event, utcnow
+
+ADDRESSED = frozenset({"notification.created"})
+"""Event types meant for one agent only: the one named by their data's `agent_id`."""
+
+Scope = tuple[int | None, int | None]
+"""A conversation's (team_id, assignee_id): what decides who may see it."""
+
+
+def recipient_of(type_: str, data: dict[str, Any]) -> int | None:
+    """The one agent an addressed event is for (`None`: not addressed to anyone in particular)."""
+    if type_ not in ADDRESSED:
+        return None
+    agent_id = data.get("agent_id")
+    return agent_id if isinstance(agent_id, int) else None
 
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """An event as realtime subscribers receive it; `team_id` and `assignee_id` say who sees it."""
+    """An event as realtime subscribers receive it. Who may see it: `recipient_id` when set (an
+    event addressed to one agent); else the conversation's `team_id` and `assignee_id`; else,
+    for a customer's event outside any conversation, `scopes` (those of the customer's
+    conversations); an event about neither (labels, canned responses, agents) is for everyone."""
 
     id: int
     type: str
@@ -25,17 +42,38 @@ class Published:
     assignee_id: int | None
     data: dict[str, Any]
     created_at: datetime
+    customer_id: int | None = None
+    actor_agent_id: int | None = None
+    """The agent who made the change (`None`: a customer, the bot or the router)."""
+    recipient_id: int | None = None
+    scopes: tuple[Scope, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "type": self.type,
             "conversation_id": self.conversation_id,
+            "customer_id": self.customer_id,
             "team_id": self.team_id,
             "assignee_id": self.assignee_id,
+            "actor_agent_id": self.actor_agent_id,
             "data": self.data,
             "created_at": self.created_at.isoformat(),
         }
+
+
+def customer_scopes(session: Session, customer_ids: set[int]) -> dict[int, tuple[Scope, ...]]:
+    """The distinct (team_id, assignee_id) of each customer's conversations."""
+    scopes: dict[int, set[Scope]] = {customer_id: set() for customer_id in customer_ids}
+    if customer_ids:
+        rows = session.execute(
+            select(Conversation.customer_id, Conversation.team_id, Conversation.assignee_id)
+            .where(Conversation.customer_id.in_(customer_ids))
+            .distinct()
+        )
+        for customer_id, team_id, assignee_id in rows:
+            scopes[customer_id].add((team_id, assignee_id))
+    return {customer_id: tuple(sorted(s, key=repr)) for customer_id, s in scopes.items()}
 
 
 Notify = Callable[[Sequence[Published]], Awaitable[None]]
@@ -134,6 +172,7 @@ class _Pending:
     row: dict[str, Any]
     conversation: ConversationLike | None
     id: int = 0
+    scopes: tuple[Scope, ...] = ()
 
 
 class EventLog:
@@ -181,6 +220,18 @@ class EventLog:
         ids = insert_ids(session, Event, [pending.row for pending in self._pending])
         for pending, event_id in zip(self._pending, ids, strict=True):
             pending.id = event_id
+        # A customer's event outside a conversation reaches whoever sees one of the customer's
+        # conversations: read them now, inside the transaction that made the change.
+        about = {
+            p.row["customer_id"]
+            for p in self._pending
+            if p.conversation is None and p.row["customer_id"] is not None
+        }
+        if about:
+            scopes = customer_scopes(session, about)
+            for pending in self._pending:
+                if pending.conversation is None and pending.row["customer_id"] in scopes:
+                    pending.scopes = scopes[pending.row["customer_id"]]
 
     def published(self) -> list[Published]:
         """Call after commit: the events with their ids, in the order they happened."""
@@ -193,6 +244,10 @@ class EventLog:
                 assignee_id=pending.conversation.assignee_id if pending.conversation else None,
                 data=pending.row["data"],
                 created_at=pending.row["created_at"],
+                customer_id=pending.row["customer_id"],
+                actor_agent_id=pending.row["actor_agent_id"],
+                recipient_id=recipient_of(pending.row["type"], pending.row["data"]),
+                scopes=pending.scopes,
             )
             for pending in self._pending
         ]

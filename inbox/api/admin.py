@@ -1,22 +1,29 @@
-"""Agents, teams, channel status and the dead-letter queue."""
+"""Agents, teams, routing rules, channel status and the dead-letter queue."""
 
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, field_validator
 from sqlalchemy import func, select
 
 from inbox.accounts import AccountError, create_agent
 from inbox.api.base import ApiError, ApiRoute, Body, int_param, json_response, principal, read_json
 from inbox.realtime import DEACTIVATED
-from inbox.services import SERVICES
+from inbox.services import SERVICES, Services
+from routing import admin_actions
+from routing.actions import Conflict
 from routing.router import INBOUND_TOPIC
-from storage.models import Agent, Conversation, Team, TeamMember
+from storage.models import Agent, Conversation, Message, Team, TeamMember
 
 TOPICS = (INBOUND_TOPIC, "outbound")
+TeamIds = list[Annotated[int, Field(ge=1, le=2**62)]]
+
+
+def _distinct(value: list[int] | None) -> list[int] | None:
+    return None if value is None else sorted(set(value))
 
 
 class NewAgentBody(Body):
@@ -26,12 +33,46 @@ class NewAgentBody(Body):
     role: Literal["admin", "agent"] = "agent"
     capacity: int | None = Field(default=None, ge=1, le=1000)
     """Default: the configuration's `routing.default_capacity`."""
+    team_ids: TeamIds = Field(default_factory=list, max_length=200)
 
 
 class AgentPatchBody(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
     capacity: int | None = Field(default=None, ge=1, le=1000)
     active: bool | None = None
     role: Literal["admin", "agent"] | None = None
+    team_ids: TeamIds | None = Field(default=None, max_length=200)
+    """The agent's teams, all of them (`[]`: none)."""
+
+
+class TeamMemberBody(Body):
+    agent_id: int = Field(ge=1, le=2**62)
+    lead: bool = False
+
+
+class TeamBody(Body):
+    name: str = Field(min_length=1, max_length=100)
+    members: list[TeamMemberBody] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a team needs a name")
+        return value.strip()
+
+
+class TeamPatchBody(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    members: list[TeamMemberBody] | None = Field(default=None, max_length=1000)
+    """All the members (`[]`: none)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("a team needs a name")
+        return value.strip() if value is not None else None
 
 
 async def list_agents(request: web.Request) -> web.StreamResponse:
@@ -46,6 +87,7 @@ async def list_agents(request: web.Request) -> web.StreamResponse:
                 )
             ).all()
         )
+        teams = await session.run_sync(admin_actions.teams_of, [a.id for a in agents])
     return json_response(
         {
             "agents": [
@@ -57,7 +99,9 @@ async def list_agents(request: web.Request) -> web.StreamResponse:
                     "presence": a.presence,
                     "capacity": a.capacity,
                     "active": a.active,
-                    "open_conversations": load.get(a.id, 0),
+                    "team_ids": teams[a.id],
+                    "load": load.get(a.id, 0),
+                    "open_conversations": load.get(a.id, 0),  # the older name of `load`
                 }
                 for a in agents
             ]
@@ -67,6 +111,7 @@ async def list_agents(request: web.Request) -> web.StreamResponse:
 
 async def add_agent(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, NewAgentBody)
+    team_ids = _distinct(body.team_ids) or []
     try:
         async with request.app[SERVICES].sessions.begin() as session:
             agent = await create_agent(
@@ -77,10 +122,22 @@ async def add_agent(request: web.Request) -> web.StreamResponse:
                 role=body.role,
                 capacity=body.capacity or request.app[SERVICES].config.routing.default_capacity,
             )
+            known = set(await session.scalars(select(Team.id).where(Team.id.in_(team_ids))))
+            if missing := [t for t in team_ids if t not in known]:
+                raise ApiError(404, f"not found: team {missing[0]}")  # rolls the agent back
+            session.add_all(TeamMember(team_id=t, agent_id=agent.id) for t in team_ids)
     except AccountError as exc:
         raise ApiError(422, str(exc)) from None
     return json_response(
-        {"id": agent.id, "email": agent.email, "name": agent.name, "role": agent.role}, status=201
+        {
+            "id": agent.id,
+            "email": agent.email,
+            "name": agent.name,
+            "role": agent.role,
+            "capacity": agent.capacity,
+            "team_ids": team_ids,
+        },
+        status=201,
     )
 
 
@@ -89,36 +146,61 @@ async def update_agent(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, AgentPatchBody)
     if agent_id == principal(request).id and (body.active is False or body.role == "agent"):
         raise ApiError(422, "admins cannot deactivate or demote themselves")
-    services = request.app[SERVICES]
+    services, actor = request.app[SERVICES], principal(request).id
+    # Name and teams first: their checks (unknown team) refuse before anything is changed.
+    team_ids = await services.actions.run(
+        admin_actions.update_agent_details,
+        agent_id,
+        body.name,
+        _distinct(body.team_ids),
+        actor,
+        services.actions.now(),
+    )
     agent = await services.actions.update_agent(
         agent_id,
         capacity=body.capacity,
         active=body.active,
         role=body.role,
-        actor_agent_id=principal(request).id,
+        actor_agent_id=actor,
     )
-    # Open event streams were authorised for the account as it was; end what it no longer allows.
+    # Open event streams were authorised for the account as it was; end what it no longer
+    # allows, and let them follow new teams from the next event on.
     if not agent.active:
         services.hub.disconnect_agent(agent.id, DEACTIVATED)
-    elif body.role is not None:
-        services.hub.update_agent(agent.id, role=agent.role)
+    elif body.role is not None or body.team_ids is not None:
+        services.hub.update_agent(
+            agent.id,
+            role=agent.role,
+            team_ids=frozenset(team_ids) if body.team_ids is not None else None,
+        )
     return json_response(
-        {"id": agent.id, "capacity": agent.capacity, "active": agent.active, "role": agent.role}
+        {
+            "id": agent.id,
+            "name": agent.name,
+            "capacity": agent.capacity,
+            "active": agent.active,
+            "role": agent.role,
+            "team_ids": team_ids,
+        }
     )
+
+
+def _configured(services: Services) -> set[str]:
+    return {team.name for team in services.config.routing.teams}
 
 
 async def list_teams(request: web.Request) -> web.StreamResponse:
-    async with request.app[SERVICES].sessions() as session:
+    services = request.app[SERVICES]
+    configured = _configured(services)
+    async with services.sessions() as session:
         teams = (await session.scalars(select(Team).order_by(Team.name))).all()
-        members = (await session.execute(select(TeamMember))).scalars().all()
+        members = (await session.scalars(select(TeamMember))).all()
     return json_response(
         {
             "teams": [
                 {
-                    "id": t.id,
-                    "name": t.name,
-                    "members": [m.agent_id for m in members if m.team_id == t.id],
-                    "leads": [m.agent_id for m in members if m.team_id == t.id and m.lead],
+                    **admin_actions.team_summary(t, [m for m in members if m.team_id == t.id]),
+                    "configured": t.name in configured,
                 }
                 for t in teams
             ]
@@ -126,16 +208,120 @@ async def list_teams(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def list_channels(request: web.Request) -> web.StreamResponse:
-    channels = request.app[SERVICES].channels
+async def _save_team(
+    request: web.Request,
+    team_id: int | None,
+    name: str | None,
+    members: list[TeamMemberBody] | None,
+) -> dict[str, Any]:
+    services = request.app[SERVICES]
+    try:
+        return await services.actions.run(
+            admin_actions.save_team,
+            team_id,
+            name,
+            None
+            if members is None
+            else [admin_actions.Member(m.agent_id, m.lead) for m in members],
+            principal(request).id,
+            services.actions.now(),
+        )
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+async def _team_name(request: web.Request, team_id: int) -> str:
+    async with request.app[SERVICES].sessions() as session:
+        name = await session.scalar(select(Team.name).where(Team.id == team_id))
+    if name is None:
+        raise ApiError(404, f"not found: team {team_id}")
+    return name
+
+
+async def add_team(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request, TeamBody)
+    team = await _save_team(request, None, body.name, body.members)
+    return json_response({**team, "configured": False}, status=201)
+
+
+async def update_team(request: web.Request) -> web.StreamResponse:
+    team_id = int_param(request, "id")
+    body = await read_json(request, TeamPatchBody)
+    configured = _configured(request.app[SERVICES])
+    current = await _team_name(request, team_id)
+    if body.name is not None and body.name != current and current in configured:
+        raise ApiError(409, f"team {current!r} is named in config.yaml: rename it there")
+    team = await _save_team(request, team_id, body.name, body.members)
+    return json_response({**team, "configured": team["name"] in configured})
+
+
+async def delete_team(request: web.Request) -> web.StreamResponse:
+    team_id = int_param(request, "id")
+    services = request.app[SERVICES]
+    name = await _team_name(request, team_id)
+    if name in _configured(services):
+        raise ApiError(409, f"team {name!r} is named in config.yaml: remove it there")
+    try:
+        await services.actions.run(admin_actions.delete_team, team_id, principal(request).id)
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+    return json_response({"deleted": team_id})
+
+
+async def routing_rules(request: web.Request) -> web.StreamResponse:
+    routing = request.app[SERVICES].config.routing
     return json_response(
         {
-            "channels": [
-                {"name": name, "type": channel.type, **channel.status()}
-                for name, channel in channels.items()
-            ]
+            "rules": [rule.model_dump(mode="json") for rule in routing.rules],
+            "default_team": routing.default_team,
+            "channel_teams": {
+                c.name: c.team for c in request.app[SERVICES].config.channels if c.team
+            },
+            "teams": [team.model_dump(mode="json") for team in routing.teams],
+            "default_capacity": routing.default_capacity,
+            "reopen_window_hours": routing.reopen_window_hours,
+            "business_hours": routing.business_hours.model_dump(mode="json"),
         }
     )
+
+
+async def list_channels(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    last: dict[str, str | None] = {}
+    async with services.sessions() as session:
+        for configured in services.config.channels:
+            # Newest first by id: stops at the channel's latest message instead of scanning all.
+            at = await session.scalar(
+                select(Message.created_at)
+                .where(Message.channel == configured.name, Message.direction == "in")
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+            last[configured.name] = at.isoformat() if at else None
+    return json_response(
+        {"channels": [_channel(services, c, last[c.name]) for c in services.config.channels]}
+    )
+
+
+def _channel(services: Services, configured: Any, last_message_at: str | None) -> dict[str, Any]:
+    channel = services.channels.get(configured.name) if configured.enabled else None
+    state: dict[str, Any] = dict(channel.status()) if channel is not None else {}
+    if channel is None:
+        status = "disabled"
+    elif isinstance(state.get("status"), str):
+        status = state["status"]
+    else:
+        status = "running" if state.get("running", True) else "stopped"
+    return {
+        **state,
+        "name": configured.name,
+        "type": configured.type,
+        "enabled": configured.enabled,
+        "team": configured.team,
+        "status": status,
+        "last_message_at": last_message_at,
+        "last_error": state.get("last_error"),
+    }
 
 
 def _topic(request: web.Request) -> str:
@@ -192,11 +378,34 @@ ROUTES = [
         "/agents/{id}",
         update_agent,
         "admin",
-        "Change an agent's capacity, role or active state",
+        "Change an agent's name, capacity, role, active state or teams",
         body=AgentPatchBody,
     ),
     ApiRoute("GET", "/teams", list_teams, "agent", "Teams and their members"),
-    ApiRoute("GET", "/channels", list_channels, "admin", "Configured channels and their state"),
+    ApiRoute("POST", "/teams", add_team, "admin", "Create a team", body=TeamBody),
+    ApiRoute(
+        "PATCH",
+        "/teams/{id}",
+        update_team,
+        "admin",
+        "Rename a team or set its members (a team named in config.yaml keeps its name)",
+        body=TeamPatchBody,
+    ),
+    ApiRoute(
+        "DELETE",
+        "/teams/{id}",
+        delete_team,
+        "admin",
+        "Delete a team no conversation belongs to and config.yaml does not name",
+    ),
+    ApiRoute("GET", "/routing/rules", routing_rules, "admin", "The routing rules in effect"),
+    ApiRoute(
+        "GET",
+        "/channels",
+        list_channels,
+        "admin",
+        "Configured channels: status, last message received, last error",
+    ),
     ApiRoute(
         "GET",
         "/queues/{topic}/dead-letters",

@@ -107,6 +107,8 @@ async def me(request: web.Request) -> web.StreamResponse:
             "email": who.email,
             "name": who.name,
             "role": who.role,
+            "presence": who.presence,
+            "locale": who.locale,
             "team_ids": sorted(who.team_ids),
             "csrf_token": who.csrf_token,
         }

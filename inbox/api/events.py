@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -12,9 +14,17 @@ from sqlalchemy import select
 
 from inbox.accounts import token_hash
 from inbox.api.base import SESSION_COOKIE, ApiRoute, authenticate, error
-from inbox.realtime import CREDENTIAL_EXPIRED, TOO_SLOW, Cutoff, Subscriber, can_see
+from inbox.realtime import (
+    CREDENTIAL_EXPIRED,
+    TOO_SLOW,
+    Cutoff,
+    Signal,
+    Subscriber,
+    can_see,
+    may_receive,
+)
 from inbox.services import SERVICES
-from routing.events import Published
+from routing.events import Published, Scope, customer_scopes, recipient_of
 from storage.models import Conversation, Event
 
 logger = logging.getLogger(__name__)
@@ -27,6 +37,13 @@ agent's teams. Logout, revocation and admin changes on this node cut streams off
 catches the rest (expiry, another web node, the command line). Read when a stream goes live, so
 tests can shorten it."""
 CHECK_FAILED = Cutoff(1011, "could not check credentials; reconnect with since=")
+MAX_CLIENT_FRAME = 4096
+"""The largest frame a client may send (signals are tiny); a larger one closes the stream (1009)."""
+CLIENT_BURST = 20
+CLIENT_RATE = 2.0
+"""Client signals allowed: a burst of CLIENT_BURST, refilled at CLIENT_RATE a second. Beyond it
+they are ignored; a client that keeps on far beyond it is disconnected (FLOODING)."""
+FLOODING = Cutoff(1008, "too many messages")
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -57,7 +74,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if since_raw is not None and not since_raw.isdigit():
         return error(400, "since: an event id")
     services = request.app[SERVICES]
-    ws = web.WebSocketResponse(heartbeat=30)
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_FRAME)
     await ws.prepare(request)
     request.app[WEBSOCKETS].add(ws)
     # Subscribe before reading the log, so that nothing committed meanwhile falls in between.
@@ -95,20 +112,32 @@ async def _replay(
                 .limit(REPLAY_LIMIT)
             )
         ).all()
+        about = {
+            event.customer_id
+            for event, _, _ in rows
+            if event.conversation_id is None and event.customer_id is not None
+        }
+        scopes: dict[int, tuple[Scope, ...]] = (
+            await session.run_sync(customer_scopes, about) if about else {}
+        )
     sent: set[int] = set()
     for event, team_id, assignee_id in rows:
         if subscriber.cutoff is not None:
             return sent
-        if can_see(subscriber.principal, team_id, assignee_id):
-            published = Published(
-                event.id,
-                event.type,
-                event.conversation_id,
-                team_id,
-                assignee_id,
-                event.data,
-                event.created_at,
-            )
+        published = Published(
+            event.id,
+            event.type,
+            event.conversation_id,
+            team_id,
+            assignee_id,
+            event.data,
+            event.created_at,
+            customer_id=event.customer_id,
+            actor_agent_id=event.actor_agent_id,
+            recipient_id=recipient_of(event.type, event.data),
+            scopes=scopes.get(event.customer_id, ()) if event.customer_id is not None else (),
+        )
+        if may_receive(subscriber.principal, published):
             await ws.send_json({**published.as_dict(), "replayed": True})
             sent.add(event.id)
     if len(rows) == REPLAY_LIMIT:
@@ -127,8 +156,8 @@ async def _live(
     loop = asyncio.get_running_loop()
     every = REVALIDATE_SECONDS
     next_check = loop.time() + every
-    reader = asyncio.create_task(_read_until_closed(ws), name="events-ws-reader")
-    getter: asyncio.Task[Published | None] | None = None
+    reader = asyncio.create_task(_read_signals(request, ws, subscriber), name="events-ws-reader")
+    getter: asyncio.Task[Published | Signal | None] | None = None
     try:
         while not ws.closed:
             if getter is None:
@@ -139,12 +168,17 @@ async def _live(
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if reader in done:
-                return None
+                if (failure := reader.exception()) is not None:
+                    logger.warning("reading an event stream's signals failed: %r", failure)
+                    return None
+                return reader.result()
             if getter in done:
                 item, getter = getter.result(), None
                 if item is None or subscriber.cutoff is not None:
                     return subscriber.cutoff
-                if item.id in replayed:
+                if isinstance(item, Signal):
+                    await ws.send_json(item.as_dict())
+                elif item.id in replayed:
                     replayed.discard(item.id)  # each one comes back live at most once
                 else:
                     await ws.send_json(item.as_dict())
@@ -177,10 +211,80 @@ async def _recheck(request: web.Request, subscriber: Subscriber) -> Cutoff | Non
     return subscriber.cutoff
 
 
-async def _read_until_closed(ws: web.WebSocketResponse) -> None:
+async def _read_signals(
+    request: web.Request, ws: web.WebSocketResponse, subscriber: Subscriber
+) -> Cutoff | None:
+    """Read the client's signals until it leaves: `ping`, and the collision signals `viewing`
+    and `typing`. What is not one of them (bad JSON, binary, unknown types, bad ids) is ignored;
+    so are signals beyond the rate limit, and a client far beyond it is cut off (returned)."""
+    loop = asyncio.get_running_loop()
+    tokens, refilled, ignored = float(CLIENT_BURST), loop.time(), 0
     async for message in ws:
-        if message.type == WSMsgType.TEXT and message.data == "ping":
+        if message.type != WSMsgType.TEXT:
+            continue
+        now = loop.time()
+        tokens = min(float(CLIENT_BURST), tokens + (now - refilled) * CLIENT_RATE)
+        refilled = now
+        if tokens >= CLIENT_BURST - 1:
+            ignored = 0  # it calmed down
+        if tokens < 1:
+            ignored += 1
+            if ignored > 10 * CLIENT_BURST:
+                logger.info(
+                    "agent %s flooded the event stream; closing it", subscriber.principal.id
+                )
+                return FLOODING
+            continue
+        tokens -= 1
+        if message.data == "ping":
             await ws.send_str("pong")
+            continue
+        signal = _parse_signal(message.data)
+        if signal is None:
+            continue
+        kind, conversation_id = signal
+        hub = request.app[SERVICES].hub
+        if kind == "typing" and conversation_id is not None:
+            hub.typing(subscriber, conversation_id)
+        elif kind == "viewing":
+            if conversation_id is None:
+                hub.view(subscriber, None)
+            elif (scope := await _scope_for(request, subscriber, conversation_id)) is not None:
+                hub.view(subscriber, conversation_id, team_id=scope[0], assignee_id=scope[1])
+    return None
+
+
+def _parse_signal(data: str) -> tuple[str, int | None] | None:
+    """`(type, conversation_id)` of a well-formed collision signal, else `None`."""
+    try:
+        parsed: Any = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or parsed.get("type") not in ("viewing", "typing"):
+        return None
+    conversation_id = parsed.get("conversation_id")
+    if conversation_id is None and parsed["type"] == "viewing":
+        return "viewing", None
+    if type(conversation_id) is not int or not 0 < conversation_id < 2**63:
+        return None
+    return parsed["type"], conversation_id
+
+
+async def _scope_for(
+    request: web.Request, subscriber: Subscriber, conversation_id: int
+) -> Scope | None:
+    """The conversation's (team_id, assignee_id) if it exists and the agent may see it."""
+    async with request.app[SERVICES].sessions() as session:
+        row = (
+            await session.execute(
+                select(Conversation.team_id, Conversation.assignee_id).where(
+                    Conversation.id == conversation_id
+                )
+            )
+        ).first()
+    if row is None or not can_see(subscriber.principal, row[0], row[1]):
+        return None
+    return row[0], row[1]
 
 
 ROUTES = [

@@ -15,7 +15,7 @@ const TABS = [
 ];
 
 function fail(error) {
-  toast(error instanceof api.ApiMissing ? t("not_available") : t("failed", { error: error.message }), "error");
+  toast(t("failed", { error: error.message }), "error");
 }
 
 function table(headers, rows) {
@@ -24,11 +24,11 @@ function table(headers, rows) {
 }
 
 function memberIds(team) {
-  return (team.members || []).map((m) => (typeof m === "object" ? m.agent_id : m));
+  return team.members.map((m) => m.agent_id);
 }
 
 async function agentsTab(body, rerender) {
-  const [{ agents }, teams] = await Promise.all([api.get("/agents"), api.optional("/teams", { teams: [] })]);
+  const [{ agents }, teams] = await Promise.all([api.get("/agents"), api.get("/teams")]);
   const patch = async (id, changes) => {
     try {
       await api.patch(`/agents/${id}`, changes);
@@ -43,14 +43,19 @@ async function agentsTab(body, rerender) {
     const role = h("select.select.xs", { "aria-label": t("role") },
       ["agent", "admin"].map((r) => h("option", { value: r, selected: a.role === r }, t(`role_${r}`))));
     role.addEventListener("change", () => patch(a.id, { role: role.value }));
-    const teamsOf = a.team_ids || teams.teams.filter((tm) => memberIds(tm).includes(a.id)).map((tm) => tm.id);
+    const teamsOf = a.team_ids;
+    const addTeam = h("select.select.xs", { "aria-label": t("teams") }, h("option", { value: "" }, "+"),
+      teams.teams.filter((tm) => !teamsOf.includes(tm.id)).map((tm) => h("option", { value: tm.id }, tm.name)));
+    addTeam.addEventListener("change", () => addTeam.value && patch(a.id, { team_ids: [...teamsOf, Number(addTeam.value)] }));
     return h(`tr${a.active === false ? ".inactive" : ""}`, {},
       h("td", {}, h("div.who", {}, avatar(a.name || a.email, "sm"), h("div", {}, h("strong", { dir: "auto" }, a.name || "—"), h("div.muted.small", { dir: "ltr" }, a.email)))),
       h("td", {}, role),
       h("td", {}, h(`span.presence-dot.${a.presence || "offline"}`), t(`pr_${a.presence || "offline"}`)),
       h("td", {}, capacity),
       h("td", {}, num(a.load ?? a.open_conversations ?? 0)),
-      h("td", {}, teamsOf.map((id) => h("span.chip.sm", { dir: "auto" }, teams.teams.find((tm) => tm.id === id)?.name || `#${id}`))),
+      h("td", {}, teamsOf.map((id) => h("span.chip.sm", { dir: "auto" }, teams.teams.find((tm) => tm.id === id)?.name || `#${id}`,
+        h("button.chip-x", { onclick: () => patch(a.id, { team_ids: teamsOf.filter((x) => x !== id) }), title: t("remove") }, "×"))),
+      teams.teams.length > teamsOf.length ? addTeam : null),
       h("td", {}, a.id === state.me.id ? null :
         h(`button.btn.xs${a.active === false ? "" : ".danger-ghost"}`, { onclick: () => patch(a.id, { active: a.active === false }) },
           t(a.active === false ? "activate" : "deactivate"))));
@@ -70,15 +75,11 @@ async function agentsTab(body, rerender) {
     if (data.get("capacity")) payload.capacity = Number(data.get("capacity"));
     const teamIds = data.getAll("teams").map(Number);
     try {
-      const created = await api.post("/agents", teamIds.length ? { ...payload, team_ids: teamIds } : payload);
+      await api.post("/agents", { ...payload, team_ids: teamIds });
       toast(t("saved"), "success");
-      if (teamIds.length && created?.id) await api.patch(`/agents/${created.id}`, { team_ids: teamIds }).catch(() => {});
       rerender();
     } catch (error) {
-      // Older servers refuse `team_ids` on create; retry without it.
-      if (teamIds.length && error.status === 422 && /team_ids/.test(error.message)) {
-        try { await api.post("/agents", payload); rerender(); } catch (e) { fail(e); }
-      } else fail(error);
+      fail(error);
     }
   });
   replace(body, h("div.card", {}, h("h3", {}, t("invite")), form),
@@ -91,18 +92,22 @@ async function teamsTab(body, rerender) {
     const ids = memberIds(team);
     const add = h("select.select.xs", { "aria-label": t("members") }, h("option", { value: "" }, "+"),
       agents.filter((a) => !ids.includes(a.id)).map((a) => h("option", { value: a.id }, a.name || a.email)));
-    const save = async (next) => {
+    const save = async (members) => {
       try {
-        await api.patch(`/teams/${team.id}`, { members: next.map((id) => ({ agent_id: id, lead: (team.leads || []).includes(id) })) });
+        await api.patch(`/teams/${team.id}`, { members });
         rerender();
       } catch (error) { fail(error); }
     };
-    add.addEventListener("change", () => add.value && save([...ids, Number(add.value)]));
+    const without = (id) => team.members.filter((m) => m.agent_id !== id);
+    const toggleLead = (id) => save(team.members.map((m) => (m.agent_id === id ? { ...m, lead: !m.lead } : m)));
+    add.addEventListener("change", () => add.value && save([...team.members, { agent_id: Number(add.value), lead: false }]));
     return h("tr", {},
-      h("td", {}, h("strong", { dir: "auto" }, team.name)),
-      h("td", {}, ids.map((id) => h("span.chip", { dir: "auto" }, agentName(id) || `#${id}`,
-        h("button.chip-x", { onclick: () => save(ids.filter((x) => x !== id)), title: t("remove") }, "×"))), add),
-      h("td", {}, h("button.btn.xs.danger-ghost", {
+      h("td", {}, h("strong", { dir: "auto" }, team.name), team.configured ? h("span.chip.sm", { title: "config.yaml" }, "config") : null),
+      h("td", {}, team.members.map((m) => h(`span.chip${m.lead ? ".lead" : ""}`, { dir: "auto" },
+        h("button.chip-x", { onclick: () => toggleLead(m.agent_id), title: t("lead"), "aria-pressed": String(m.lead) }, m.lead ? "★" : "☆"),
+        agentName(m.agent_id) || `#${m.agent_id}`,
+        h("button.chip-x", { onclick: () => save(without(m.agent_id)), title: t("remove") }, "×"))), add),
+      h("td", {}, team.configured ? null : h("button.btn.xs.danger-ghost", {
         onclick: async () => { try { await api.del(`/teams/${team.id}`); rerender(); } catch (e) { fail(e); } },
       }, t("remove"))));
   });
@@ -110,14 +115,17 @@ async function teamsTab(body, rerender) {
   const form = h("form.inline-form", {}, name, h("button.btn.primary.sm", { type: "submit" }, "+ " + t("new_team")));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    try { await api.post("/teams", { name: name.value, members: [] }); rerender(); } catch (error) { fail(error); }
+    try {
+      await api.post("/teams", { name: name.value, members: [] });
+      state.teams = (await api.get("/teams")).teams;
+      rerender();
+    } catch (error) { fail(error); }
   });
   replace(body, h("div.card", {}, form), h("div.card", {}, table([t("name"), t("members"), ""], rows)));
 }
 
 async function cannedTab(body, rerender) {
-  const data = await api.optional("/canned-responses", null);
-  if (!data) return replace(body, h("div.card", {}, h("p.muted", {}, t("not_available"))));
+  const data = await api.get("/canned-responses");
   const rows = data.canned_responses.map((c) =>
     h("tr", {}, h("td", {}, h("code", {}, `/${c.shortcut}`)), h("td", { dir: "auto" }, c.title || ""),
       h("td.wrap-text", { dir: "auto" }, c.text),
@@ -136,8 +144,7 @@ async function cannedTab(body, rerender) {
 }
 
 async function labelsTab(body, rerender) {
-  const data = await api.optional("/labels", null);
-  if (!data) return replace(body, h("div.card", {}, h("p.muted", {}, t("not_available"))));
+  const data = await api.get("/labels");
   const rows = data.labels.map((l) => {
     const chip = h("span.chip", { dir: "auto" }, l.name);
     if (l.color) chip.style.borderColor = l.color;
@@ -170,9 +177,8 @@ async function channelsTab(body) {
 }
 
 async function rulesTab(body) {
-  const data = await api.optional("/routing/rules", null);
-  if (!data) return replace(body, h("div.card", {}, h("p.muted", {}, t("not_available"))));
-  const rules = data.rules || [];
+  const data = await api.get("/routing/rules");
+  const rules = data.rules;
   const rows = rules.map((r, i) =>
     h("tr", {}, h("td", {}, num(i + 1)), h("td", { dir: "auto" }, r.team || ""),
       h("td", {}, (r.channels || []).join(", ")), h("td", {}, r.language || ""),
@@ -193,6 +199,6 @@ export async function renderAdmin(root) {
   try {
     await RENDER[state.adminTab](body, rerender);
   } catch (error) {
-    replace(body, h("div.card", {}, h("p.muted", {}, error instanceof api.ApiMissing ? t("not_available") : t("failed", { error: error.message }))));
+    replace(body, h("div.card", {}, h("p.muted", {}, t("failed", { error: error.message }))));
   }
 }

@@ -354,6 +354,7 @@ async function refreshThread({ fresh = false } = {}) {
     if (error.status === 404) {
       state.current = null;
       state.currentId = null;
+      live?.view(null);
       renderEmptyThread(ui.thread);
       renderPanel();
       return;
@@ -399,7 +400,12 @@ function handleEvent(event) {
     refreshList();
     if (event.conversation_id === state.currentId) scheduleThread();
   }
-  if (type === "agent.presence" || type === "agent.updated") refreshAgents();
+  if (type === "agent.presence" || type === "agent.updated" || type === "agent.teams_changed") refreshAgents();
+  if (type === "agent.teams_changed" && data.agent_id === state.me.id) {
+    state.me.team_ids = data.team_ids; // the server's stream follows them from its next event on
+    refreshList();
+  }
+  if (type.startsWith("team.") || type.startsWith("label.") || type.startsWith("canned_response.")) refreshLists();
   if (data.customer?.name && event.conversation_id) customerNames.set(event.conversation_id, data.customer.name);
   if (event.replayed) return;
   const mine = event.assignee_id === state.me.id;
@@ -456,6 +462,18 @@ function alert(title, body, conversationId) {
   beep();
   toast(`${title}${body ? " — " + body.slice(0, 80) : ""}`, "notify", { action: t("conversation"), onAction: () => openConversation(conversationId), timeout: 7000 });
   desktopNotify(title, body.slice(0, 140), () => openConversation(conversationId));
+}
+
+let listsTimer = null;
+/** Teams, labels and canned responses changed somewhere: read them again (debounced). */
+function refreshLists() {
+  clearTimeout(listsTimer);
+  listsTimer = setTimeout(async () => {
+    const [teams, labels, canned] = await Promise.all(["/teams", "/labels", "/canned-responses"].map((path) => api.get(path).catch(() => null)));
+    if (teams) state.teams = teams.teams;
+    if (labels) state.labels = labels.labels;
+    if (canned) state.canned = canned.canned_responses;
+  }, 300);
 }
 
 let agentsTimer = null;
