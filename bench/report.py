@@ -108,11 +108,12 @@ def inbox_table(result: dict[str, Any]) -> str:
             lines.append(f"  {backend}: skipped ({figures['error']})")
             continue
         lines.append(f"  {backend} (seeded in {figures['seed_seconds']:.0f} s):")
-        for name, aim in aims.items():
-            f = figures[name]
-            mark = "✓" if f["p95"] < aim else "✗"
-            lines.append(
-                f"    {name:<7} p50 {_ms(f['p50']):>9}  p95 {_ms(f['p95']):>9}  "
-                f"aim p95 < {aim * 1000:.0f} ms {mark}"
-            )
+        for role in ("admin", "agent"):
+            for name, aim in aims.items():
+                f = figures[role][name]
+                mark = "✓" if f["p95"] < aim else "✗"
+                lines.append(
+                    f"    {role:<5} {name:<7} p50 {_ms(f['p50']):>9}  p95 {_ms(f['p95']):>9}  "
+                    f"aim p95 < {aim * 1000:.0f} ms {mark}"
+                )
     return "\n".join(lines)

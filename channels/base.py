@@ -154,6 +154,47 @@ class CursorStore(Protocol):
     async def set(self, channel: str, key: str, value: str) -> None: ...
 
 
+class Blob(Protocol):
+    """A stored file as `BlobStore.get` returns it."""
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Keeps the files messages carry (mail attachments); a channel never sees the database.
+
+    `put` returns the URL agents fetch the file from, which goes in `Attachment.url`; `owner`
+    names the message the file belongs to (`"<channel>/<external id>"`), which is how the
+    inbox decides who may download it."""
+
+    async def put(self, data: bytes, filename: str, content_type: str, *, owner: str) -> str: ...
+
+    async def get(self, url: str) -> Blob | None: ...
+
+
+@runtime_checkable
+class StoresFiles(Protocol):
+    """A channel that keeps files: the composition root hands it the blob store before start."""
+
+    def use_blobs(self, blobs: BlobStore) -> None: ...
+
+
+@runtime_checkable
+class RepliesElsewhere(Protocol):
+    """A channel that cannot send by itself (a web form): `reply_channel` names the channel
+    its conversations' replies go out through instead (an email channel), if any."""
+
+    reply_channel: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """An HTTP route a channel serves, mounted by the inbox under `/channels/{type}/{name}/`."""

@@ -50,6 +50,9 @@ class WebformConfig(ChannelConfig):
     success_url: str | None = None
     """Where a browser's plain HTML form post is redirected after it is queued."""
     default_country: str = Field(default="98", pattern=r"^[1-9][0-9]{0,2}$")
+    reply_channel: str | None = None
+    """The email channel that sends replies to this form's conversations, to the address the
+    customer gave; without it replies cannot be delivered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,7 @@ class WebformChannel:
     def __init__(self, config: WebformConfig) -> None:
         self.name = config.name
         self.config = config
+        self.reply_channel = config.reply_channel
         self._emit: Emit | None = None
         self._cursors: CursorStore | None = None
         self._id_prefix = uuid.uuid4().hex

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from inbox.api import (
     admin,
+    attachments,
     auth,
     canned,
     conversations,
@@ -40,6 +41,7 @@ API_ROUTES: list[ApiRoute] = [
     *labels.ROUTES,
     *admin.ROUTES,
     *events.ROUTES,
+    *attachments.ROUTES,
 ]
 STATIC = Path(__file__).parent / "static"
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from channels.base import Channel, Emit, Inbound
+from channels.base import Channel, Emit, Inbound, StoresFiles
 from channels.registry import build_channel
 from inbox.accounts import create_agent
 from inbox.app import create_app
@@ -27,6 +27,7 @@ from routing.actions import OUTBOUND_TOPIC, Actions
 from routing.events import Published
 from routing.outbound import Deliverer, DeliverySweep
 from routing.router import INBOUND_TOPIC, Router
+from storage.blobs import SqlBlobStore
 from storage.config import QueueConfig
 from storage.cursors import SqlCursorStore
 from storage.db import SessionFactory, create_engine, session_factory
@@ -144,8 +145,10 @@ class Runtime:
             work=self.work,
         )
         emit = make_emit(queue, metrics)
-        cursors = SqlCursorStore(sessions)
+        cursors, blobs = SqlCursorStore(sessions), SqlBlobStore(sessions)
         for channel in channels.values():
+            if isinstance(channel, StoresFiles):
+                channel.use_blobs(blobs)
             await channel.start(emit, cursors)
         self.services = Services(
             config=config,

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from channels.base import Channel, DeliveryError, Outbound, Sender
+from channels.base import Channel, DeliveryError, Outbound, RepliesElsewhere, Sender
 from routing.actions import OUTBOUND_TOPIC
 from routing.events import EventLog, Notify, message_summary
 from storage.db import SessionFactory
@@ -86,6 +86,8 @@ class Deliverer:
             return claimed
         outbound = claimed.outbound
         channel = self._channels.get(outbound.channel)
+        if isinstance(channel, RepliesElsewhere) and channel.reply_channel:
+            channel = self._channels.get(channel.reply_channel)  # a web form answers by email
         status, error, external_id = "sent", None, None
         retry = False
         if channel is None:

@@ -21,11 +21,17 @@ from bots.normalize import detect_language
 from channels.base import Inbound
 from routing.assignment import pick_team
 from routing.config import RoutingConfig
+from routing.delivery_reports import settle_delivery_reports
 from routing.dispatch import Roster, assign_waiting, log_assignment
 from routing.events import EventLog, Notify, conversation_summary, message_summary
 from routing.identity import CustomerRef, resolve_customers
 from routing.teams import sync_teams
-from routing.threads import ConversationRef, save_conversations, thread_messages
+from routing.threads import (
+    ConversationRef,
+    create_conversations,
+    save_conversations,
+    thread_messages,
+)
 from storage.bulk import insert_ids
 from storage.db import SessionFactory
 from storage.models import Conversation, CustomerLabel, Label, Message, utcnow
@@ -180,6 +186,7 @@ class Router:
             if key not in stored:
                 stored.add(key)
                 fresh.append(inbound)
+        fresh = settle_delivery_reports(session, fresh, log)  # bounces: no conversation
         if not fresh:
             return [Routed(duplicate=True) for _ in inbounds]
         resolved = resolve_customers(session, fresh, now=now)
@@ -206,8 +213,11 @@ class Router:
             if conversation.waiting_since is None:
                 conversation.waiting_since = now
             assignments.append((previous, decision))
-        save_conversations(session, [t.conversation for t in threaded])
+        create_conversations(session, [t.conversation for t in threaded])
         messages = _store_messages(session, fresh, [t.conversation for t in threaded], now)
+        for thread, message in zip(threaded, messages, strict=True):  # ids ascend in a batch
+            thread.conversation.last_inbound_message_id = message.id
+        save_conversations(session, [t.conversation for t in threaded])
         routed: dict[tuple[str, str], Routed] = {}
         for inbound, who, thread, message, (previous, decision) in zip(
             fresh, resolved, threaded, messages, assignments, strict=True

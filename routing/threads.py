@@ -27,6 +27,7 @@ _SAVED = (
     "assignee_id",
     "last_activity_at",
     "waiting_since",
+    "last_inbound_message_id",
 )
 
 
@@ -49,6 +50,7 @@ class ConversationRef:
     resolved_at: datetime | None = None
     created_at: datetime | None = None
     metadata_: dict[str, Any] = field(default_factory=dict)
+    last_inbound_message_id: int | None = None
     new: bool = False
 
 
@@ -155,6 +157,7 @@ def _latest(
             resolved_at=row["resolved_at"],
             created_at=row["created_at"],
             metadata_=row["metadata"],
+            last_inbound_message_id=row["last_inbound_message_id"],
         )
         if (ref.customer_id, ref.channel) in pairs:
             found[(ref.customer_id, ref.channel, None)] = ref
@@ -163,37 +166,42 @@ def _latest(
     return found
 
 
+def create_conversations(session: Session, refs: Sequence[ConversationRef]) -> None:
+    """Insert the new conversations among `refs`, setting their ids (their messages need them);
+    `save_conversations` writes the rest of their state once the messages are stored."""
+    created = list({id(ref): ref for ref in refs if ref.new}.values())
+    if not created:
+        return
+    ids = insert_ids(
+        session,
+        Conversation,
+        [
+            {
+                "customer_id": r.customer_id,
+                "channel": r.channel,
+                "thread_id": r.thread_id,
+                "subject": r.subject,
+                "status": r.status,
+                "priority": r.priority,
+                "assignee_id": r.assignee_id,
+                "team_id": r.team_id,
+                "created_at": r.created_at,
+                "last_activity_at": r.last_activity_at,
+                "waiting_since": r.waiting_since,
+                "metadata_": r.metadata_,
+            }
+            for r in created
+        ],
+    )
+    for ref, conversation_id in zip(created, ids, strict=True):
+        ref.id, ref.new = conversation_id, False
+
+
 def save_conversations(session: Session, refs: Sequence[ConversationRef]) -> None:
-    """Insert the new conversations (setting their ids) and write the others' routing state."""
+    """Write the routing state of `refs` (all inserted by now) in one bulk UPDATE."""
     unique = list({id(ref): ref for ref in refs}.values())
-    created = [ref for ref in unique if ref.new]
-    if created:
-        ids = insert_ids(
-            session,
-            Conversation,
-            [
-                {
-                    "customer_id": r.customer_id,
-                    "channel": r.channel,
-                    "thread_id": r.thread_id,
-                    "subject": r.subject,
-                    "status": r.status,
-                    "priority": r.priority,
-                    "assignee_id": r.assignee_id,
-                    "team_id": r.team_id,
-                    "created_at": r.created_at,
-                    "last_activity_at": r.last_activity_at,
-                    "waiting_since": r.waiting_since,
-                    "metadata_": r.metadata_,
-                }
-                for r in created
-            ],
-        )
-        for ref, conversation_id in zip(created, ids, strict=True):
-            ref.id, ref.new = conversation_id, False
-    existing = [ref for ref in unique if ref not in created]
-    if existing:  # an ORM bulk UPDATE by primary key: one executemany
+    if unique:  # an ORM bulk UPDATE by primary key: one executemany
         session.execute(
             update(Conversation),
-            [{"id": r.id, **{name: getattr(r, name) for name in _SAVED}} for r in existing],
+            [{"id": r.id, **{name: getattr(r, name) for name in _SAVED}} for r in unique],
         )

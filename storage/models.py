@@ -181,6 +181,15 @@ class Conversation(Base):
         # The inbox list: newest activity first, or waiting longest first, paged by (key, id).
         Index("ix_conversations_activity_id", "last_activity_at", "id"),
         Index("ix_conversations_waiting_id", "waiting_since", "id"),
+        # Sidebar badges: open conversations whose last customer message is past a read marker,
+        # counted from this index alone (it holds what the views and visibility filter on).
+        Index(
+            "ix_conversations_status_inbound",
+            "status",
+            "last_inbound_message_id",
+            "assignee_id",
+            "team_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -201,6 +210,9 @@ class Conversation(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    last_inbound_message_id: Mapped[int | None] = mapped_column(BigId)
+    """The newest customer message's id: unread for an agent when past their read marker. Set
+    by whatever stores a customer message (the router)."""
 
 
 class Message(Base):
@@ -365,3 +377,23 @@ class ChannelCursor(Base):
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Attachment(Base):
+    """A file a message carried (a mail attachment), kept in the database beside it.
+
+    `id` is random (it appears in download URLs); `channel` and `external_id` name the message
+    it belongs to, which decides who may download it."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_channel_external_id", "channel", "external_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(500))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigId)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

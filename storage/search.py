@@ -4,7 +4,8 @@ The index (migration 0002) stores a *folded* copy of each text: Arabic letter fo
 Persian/Arabic digits made Latin, ZWNJ, tatweel, bidi marks and diacritics removed (so
 `می‌خواهم` and `میخواهم` are one word), punctuation made space. The fold is one character map
 (`FOLD`) applied in SQL when a row is written (SQLite: FTS5 tables kept in sync by triggers;
-PostgreSQL: an IMMUTABLE `pishkhan_fold()` under GIN expression indexes) and in Python to the
+PostgreSQL: an IMMUTABLE `pishkhan_fold()` in stored generated `search_vector` columns under GIN
+indexes) and in Python to the
 query here, so both sides always agree. Changing `FOLD` needs a migration that rebuilds the index.
 
 This module does not decide who may see what: the caller passes a `scope` that narrows a query
@@ -18,7 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, column, exists, select, table, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    any_,
+    bindparam,
+    column,
+    exists,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ContactPoint, Conversation, Customer, Message
@@ -120,12 +133,28 @@ DOCUMENTS: dict[str, Callable[[str], str]] = {
 """What is indexed of each table; its SQLite FTS5 table is named `search_<table>`."""
 
 
+def sqlite_folded(value: str) -> str:
+    """What `sqlite_fold` makes of `value`, computed in Python (for bulk loads)."""
+    return value.translate(_SQLITE_TABLE)[:MAX_INDEXED]
+
+
+_SQLITE_TABLE = str.maketrans({c: t for c, t in FOLD.items() if c not in _PUNCTUATION})
+
+
 def sqlite_document(table_name: str, prefix: str = "") -> str:
     """The folded document FTS5 indexes. Contact points are ASCII already (normalized emails and
     E.164 phones; punctuation is the tokenizer's job), and folding their CASE too would overflow
     SQLite's parser stack."""
     document = DOCUMENTS[table_name](prefix)
     return document if table_name == "contact_points" else sqlite_fold(document)
+
+
+VECTOR_COLUMN = "search_vector"
+"""PostgreSQL: the stored, generated column of each indexed table holding its
+`postgres_vector()` (migration 0004), under the GIN index `ix_<table>_search`. Queries test the
+column rather than the expression: a row is checked without folding its text again (~0.1 ms a
+message), and ANALYZE keeps word frequencies for it, so the planner knows a common word from a
+rare one (walk newest first and filter, or collect from the index)."""
 
 
 def postgres_vector(table_name: str, prefix: str = "") -> str:
@@ -171,6 +200,12 @@ async def search(
         return SearchResults([], [])
     sqlite = session.get_bind().dialect.name == "sqlite"
     match = _fts5_match(words) if sqlite else _tsquery(words)
+    if not sqlite:
+        # A generic plan of a prepared statement (asyncpg prepares; PostgreSQL switches after 5
+        # runs) cannot see the words, so it guesses their frequency: it walks newest first for
+        # a word nothing contains. Planned per query, the word statistics pick between walking
+        # newest first (a common word) and collecting from the GIN index (a rare one).
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     conversations = await _conversation_hits(session, match, words, scope, limit, sqlite=sqlite)
     customers = await _customer_hits(session, match, scope, limit, sqlite=sqlite)
     return SearchResults(conversations, customers)
@@ -193,8 +228,43 @@ def _tsquery(words: list[str]) -> str:
 def _matching(table_name: str, match: str, *, sqlite: bool) -> Any:
     if sqlite:
         return text(f"search_{table_name} MATCH :match").bindparams(match=match)
-    vector = postgres_vector(table_name, f"{table_name}.")
-    return text(f"{vector} @@ to_tsquery('simple'::regconfig, :match)").bindparams(match=match)
+    return text(
+        f"{table_name}.{VECTOR_COLUMN} @@ to_tsquery('simple'::regconfig, :match)"
+    ).bindparams(match=match)
+
+
+RARE = 2000
+"""PostgreSQL: a query matching at most this many customers (or contact points) is collected
+whole from the GIN index, then ordered; one matching more is read newest first and filtered.
+Not for messages: there a common word's bitmap costs ~100 ms, and their word statistics are
+good enough for the planner to choose (a name or a phone number is rarely in them)."""
+
+
+async def _narrowed(
+    session: AsyncSession, table_name: str, key: Any, match: str
+) -> ColumnElement[bool] | None:
+    """PostgreSQL: `key = ANY(ids of every matching row)` when there are at most `RARE` of them
+    (a rare word: reading newest first would pass over nearly every row), else None (a common
+    word: reading newest first finds matches at once). The planner cannot tell the two apart
+    for a prefix (`word:*`, which every query ends with), so this asks the index itself: with
+    sequential and plain index scans off, a bitmap scan of the GIN index is the only plan."""
+    condition = _matching(table_name, match, sqlite=False)
+    async with session.begin_nested() as savepoint:  # rolled back: the settings end with it
+        await session.execute(
+            text(
+                "SELECT set_config('enable_seqscan', 'off', true), "
+                "set_config('enable_indexscan', 'off', true), "
+                "set_config('enable_indexonlyscan', 'off', true)"
+            )
+        )
+        ids = (await session.scalars(select(key).where(condition).limit(RARE + 1))).all()
+        await savepoint.rollback()
+    if len(ids) > RARE:
+        return None
+    narrowed: ColumnElement[bool] = key == any_(
+        bindparam(None, list(ids), type_=ARRAY(BigInteger()))
+    )
+    return narrowed
 
 
 async def _conversation_hits(
@@ -206,7 +276,11 @@ async def _conversation_hits(
     *,
     sqlite: bool,
 ) -> list[ConversationHit]:
-    batch = limit * 4
+    # A conversation has many messages, so one common word fills a batch with few of them. On
+    # SQLite each batch runs the match again (FTS5 merges a prefix's terms anew, ~60 ms for a
+    # very common one): read plenty at once. On PostgreSQL a batch read newest first costs the
+    # rows passed over, which for two words found together rarely is most of the table.
+    batch = limit * 20 if sqlite else limit * 4
     query = select(Message.id, Message.conversation_id)
     if sqlite:
         fts = table("search_messages", column("rowid"))
@@ -251,6 +325,10 @@ async def _customer_hits(
 ) -> list[CustomerHit]:
     by_name = select(Customer.id.label("customer_id"))
     by_contact = select(ContactPoint.customer_id.label("customer_id"))
+    # Newest first by the matched row's id: FTS5 yields its rowids in that order, where sorting
+    # every match of a common name by another column would read them all.
+    name_order: Any = Customer.id
+    contact_order: Any = ContactPoint.id
     if sqlite:
         names = table("search_customers", column("rowid"))
         contacts = table("search_contact_points", column("rowid"))
@@ -258,15 +336,24 @@ async def _customer_hits(
         by_contact = by_contact.select_from(contacts).join(
             ContactPoint, ContactPoint.id == contacts.c.rowid
         )
+        name_order, contact_order = names.c.rowid, contacts.c.rowid
     by_name = by_name.where(_matching("customers", match, sqlite=sqlite))
     by_contact = by_contact.where(_matching("contact_points", match, sqlite=sqlite))
+    if not sqlite:
+        if (rare := await _narrowed(session, "customers", Customer.id, match)) is not None:
+            by_name = by_name.where(rare)
+        if (rare := await _narrowed(session, "contact_points", ContactPoint.id, match)) is not None:
+            by_contact = by_contact.where(rare)
     ids: list[int] = []
-    for query, owner in ((by_name, Customer.id), (by_contact, ContactPoint.customer_id)):
+    for query, owner, newest in (
+        (by_name, Customer.id, name_order),
+        (by_contact, ContactPoint.customer_id, contact_order),
+    ):
         if scope is not None:
             query = query.where(
                 exists(scope(select(Conversation.id).where(Conversation.customer_id == owner)))
             )
-        for customer_id in await session.scalars(query.order_by(owner.desc()).limit(limit)):
+        for customer_id in await session.scalars(query.order_by(newest.desc()).limit(limit)):
             if customer_id not in ids:
                 ids.append(customer_id)
     ids = sorted(ids, reverse=True)[:limit]
@@ -330,4 +417,6 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
         return not name.startswith("search_")
     if type_ == "index":
         return not (name.startswith("ix_") and name.endswith("_search"))
+    if type_ == "column":
+        return name != VECTOR_COLUMN
     return True
