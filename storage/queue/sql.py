@@ -117,7 +117,9 @@ class SqlQueue:
     async def _claim(self, topic: str, limit: int) -> list[Item]:
         return await self._work.run(_claim, topic, limit, self._clock(), self._config.lease_seconds)
 
-    async def _process(self, items: list[Item], handler: Handler) -> None:
+    async def _handle(self, items: list[Item], handler: Handler) -> dict[str, str]:
+        """Run the handler on every item, `concurrency` at a time; returns the failures' errors
+        by item id."""
         limit = asyncio.Semaphore(self._concurrency)
         failures: dict[str, str] = {}
 
@@ -130,6 +132,10 @@ class SqlQueue:
                     failures[item.id] = f"{type(exc).__name__}: {exc}"
 
         await asyncio.gather(*(one(item) for item in items))
+        return failures
+
+    async def _process(self, items: list[Item], handler: Handler) -> None:
+        failures = await self._handle(items, handler)
         await self._work.run(_settle, items, failures, self._clock(), self._config.max_attempts)
 
     async def drain(self, topic: str, handler: Handler) -> int:
@@ -283,18 +289,7 @@ class SqlQueue:
             Item(id=str(e.id), topic=topic, key=e.key, payload=e.payload, attempts=e.attempts)
             for e in entries
         ]
-        limit = asyncio.Semaphore(self._concurrency)
-        failures: dict[str, str] = {}
-
-        async def one(item: Item) -> None:
-            async with limit:
-                try:
-                    await handler(item)
-                except Exception as exc:
-                    logger.exception("queue item %s (key %s) failed", item.id, item.key)
-                    failures[item.id] = f"{type(exc).__name__}: {exc}"
-
-        await asyncio.gather(*(one(item) for item in items))
+        failures = await self._handle(items, handler)
         failed = [
             (entry, item) for entry, item in zip(entries, items, strict=True) if item.id in failures
         ]
