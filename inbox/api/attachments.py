@@ -27,22 +27,22 @@ def content_disposition(filename: str) -> str:
 async def get_attachment(request: web.Request) -> web.StreamResponse:
     attachment_id = request.match_info["id"]
     if not _ID.match(attachment_id):
-        raise ApiError(404, "not found: attachment")
+        raise ApiError(404, f"not found: attachment id {attachment_id!r}")
     async with request.app[SERVICES].sessions() as session:
         row = await session.get(Attachment, attachment_id)
         if row is None:
-            raise ApiError(404, "not found: attachment")
+            raise ApiError(404, f"not found: attachment id {attachment_id!r}")
         conversation_id = await session.scalar(
             select(Message.conversation_id).where(
                 Message.channel == row.channel, Message.external_id == row.external_id
             )
         )
         if conversation_id is None:  # its message is not routed (yet): nobody can see it
-            raise ApiError(404, "not found: attachment")
+            raise ApiError(404, f"not found: attachment id {attachment_id!r}")
         try:
             await load_visible(session, principal(request), conversation_id)
         except ApiError:
-            raise ApiError(404, "not found: attachment") from None
+            raise ApiError(404, f"not found: attachment id {attachment_id!r}") from None
         return web.Response(
             body=row.data,
             headers={
