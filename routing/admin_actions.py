@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from routing.actions import Conflict, NotFound
 from routing.dispatch import assign_waiting
 from routing.events import EventLog
-from storage.models import Agent, Conversation, Team, TeamMember
+from storage.models import Agent, Conversation, RoutingRule, Team, TeamMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,11 @@ def delete_team(session: Session, team_id: int, actor_agent_id: int) -> tuple[No
     if count:
         raise Conflict(
             f"team {team.name!r} has {count} conversation(s); move them to another team first"
+        )
+    rules = session.scalar(select(func.count()).where(RoutingRule.team_id == team_id)) or 0
+    if rules:
+        raise Conflict(
+            f"team {team.name!r} is the team of {rules} routing rule(s); change them first"
         )
     session.delete(team)
     log.add("team.deleted", None, {"id": team_id, "name": team.name}, actor_agent_id=actor_agent_id)

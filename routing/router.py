@@ -25,6 +25,7 @@ from routing.delivery_reports import settle_delivery_reports
 from routing.dispatch import Roster, assign_waiting, log_assignment
 from routing.events import EventLog, Notify, conversation_summary, message_summary
 from routing.identity import CustomerRef, resolve_customers
+from routing.rules_store import StoredRules, load_enabled
 from routing.teams import sync_teams
 from routing.threads import (
     ConversationRef,
@@ -128,22 +129,28 @@ class Router:
         savepoints, so that one bad message fails alone."""
         log, roster = EventLog(session), Roster(session)
         checkpoint, load = log.checkpoint(), roster.snapshot()
+        rules = load_enabled(session)  # the admins' rules: one query per batch
         savepoint = session.begin_nested()
         results: list[Routed | Exception]
         try:
-            results = list(self._route_all(session, inbounds, log, roster))
+            results = list(self._route_all(session, inbounds, log, roster, rules))
             savepoint.commit()
         except Exception:
             savepoint.rollback()
             log.discard_since(checkpoint)
             roster.restore(load)
-            results = [self._route_one_safely(session, i, log, roster) for i in inbounds]
+            results = [self._route_one_safely(session, i, log, roster, rules) for i in inbounds]
         roster.save()
         session.flush()
         return results, log
 
     def _route_one_safely(
-        self, session: Session, inbound: Inbound, log: EventLog, roster: Roster
+        self,
+        session: Session,
+        inbound: Inbound,
+        log: EventLog,
+        roster: Roster,
+        rules: StoredRules,
     ) -> Routed | Exception:
         """Route one message in a savepoint. A concurrent router that created the same customer
         or message first trips a unique constraint; a fresh attempt then finds what it made."""
@@ -151,7 +158,7 @@ class Router:
             checkpoint, load = log.checkpoint(), roster.snapshot()
             savepoint = session.begin_nested()
             try:
-                [routed] = self._route_all(session, [inbound], log, roster)
+                [routed] = self._route_all(session, [inbound], log, roster, rules)
                 savepoint.commit()
                 return routed
             except IntegrityError as exc:
@@ -174,7 +181,12 @@ class Router:
         raise AssertionError("unreachable")
 
     def _route_all(
-        self, session: Session, inbounds: Sequence[Inbound], log: EventLog, roster: Roster
+        self,
+        session: Session,
+        inbounds: Sequence[Inbound],
+        log: EventLog,
+        roster: Roster,
+        rules: StoredRules,
     ) -> list[Routed]:
         """The steps, each for the whole batch: dedupe → identity → conversation → assign →
         store the messages → record the events."""
@@ -190,12 +202,12 @@ class Router:
         if not fresh:
             return [Routed(duplicate=True) for _ in inbounds]
         resolved = resolve_customers(session, fresh, now=now)
-        if any(rule.customer_labels for rule in self._config.rules):
+        if rules.need_labels or any(rule.customer_labels for rule in self._config.rules):
             _load_labels(session, [r.customer for r in resolved])
         threaded = thread_messages(
             session,
             [
-                (i, r.customer.id, self._team_for(i, r.customer))
+                (i, r.customer.id, self._team_for(i, r.customer, rules))
                 for i, r in zip(fresh, resolved, strict=True)
             ],
             now=now,
@@ -253,18 +265,27 @@ class Router:
             results.append(result or Routed(duplicate=True))
         return results
 
-    def _team_for(self, inbound: Inbound, customer: CustomerRef) -> int | None:
-        name = (
-            pick_team(
-                self._config.rules,
+    def _team_for(self, inbound: Inbound, customer: CustomerRef, rules: StoredRules) -> int | None:
+        """config.yaml's rules, then the admins' rules, then the channel's and default team."""
+        language = detect_language(inbound.text)
+        text = f"{inbound.subject}\n{inbound.text}"
+        name = pick_team(
+            self._config.rules,
+            channel=inbound.channel,
+            language=language,
+            text=text,
+            customer_labels=customer.labels,
+        )
+        if name is None and rules.rules:
+            team_id = rules.pick(
                 channel=inbound.channel,
-                language=detect_language(inbound.text),
-                text=f"{inbound.subject}\n{inbound.text}",
+                language=language,
+                text=text,
                 customer_labels=customer.labels,
             )
-            or self._channel_teams.get(inbound.channel)
-            or self._config.default_team
-        )
+            if team_id is not None:
+                return team_id
+        name = name or self._channel_teams.get(inbound.channel) or self._config.default_team
         return self._team_ids.get(name) if name else None
 
     async def tick(self) -> None:

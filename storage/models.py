@@ -397,3 +397,23 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingRule(Base):
+    """A routing rule an admin made in the web app. The router tries config.yaml's rules first,
+    then these in `position` order; the conditions mirror `routing.config.RuleConfig`."""
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    """Empty lists: any channel (keyword, customer label)."""
+    language: Mapped[str | None] = mapped_column(String(10))
+    keywords: Mapped[list[str]] = mapped_column(JSON)
+    customer_labels: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -13,7 +13,7 @@ from inbox.accounts import AccountError, create_agent
 from inbox.api.base import ApiError, ApiRoute, Body, int_param, json_response, principal, read_json
 from inbox.realtime import DEACTIVATED
 from inbox.services import SERVICES, Services
-from routing import admin_actions
+from routing import admin_actions, rules_store
 from routing.actions import Conflict
 from routing.router import INBOUND_TOPIC
 from storage.models import Agent, Conversation, Message, Team, TeamMember
@@ -268,11 +268,67 @@ async def delete_team(request: web.Request) -> web.StreamResponse:
     return json_response({"deleted": team_id})
 
 
+Words = list[Annotated[str, Field(min_length=1, max_length=200)]]
+
+
+def _words(value: list[str] | None) -> list[str] | None:
+    """Trimmed, without blanks and repeats, in the order given."""
+    if value is None:
+        return None
+    return list(dict.fromkeys(word.strip() for word in value if word.strip()))
+
+
+class RuleBody(Body):
+    """A routing rule: the first rule whose conditions all hold picks the team; an empty
+    condition always holds."""
+
+    team_id: int = Field(ge=1, le=2**62)
+    channels: Words = Field(default_factory=list, max_length=100)
+    """Channel names (config.yaml's `channels[].name`)."""
+    language: Literal["fa", "en"] | None = None
+    keywords: Words = Field(default_factory=list, max_length=200)
+    """Any one of these, matched after Persian normalization, in the subject or text."""
+    customer_labels: Words = Field(default_factory=list, max_length=100)
+    enabled: bool = True
+
+    _clean = field_validator("channels", "keywords", "customer_labels")(_words)
+
+
+class RulePatchBody(Body):
+    team_id: int | None = Field(default=None, ge=1, le=2**62)
+    channels: Words | None = Field(default=None, max_length=100)
+    language: Literal["fa", "en"] | None = None
+    """`null`: any language."""
+    keywords: Words | None = Field(default=None, max_length=200)
+    customer_labels: Words | None = Field(default=None, max_length=100)
+    enabled: bool | None = None
+
+    _clean = field_validator("channels", "keywords", "customer_labels")(_words)
+
+
+class RuleOrderBody(Body):
+    ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(max_length=10000)
+    """Every database rule's id, in the order the router should try them."""
+
+
+def _check_channels(services: Services, channels: list[str] | None) -> None:
+    known = {c.name for c in services.config.channels}
+    for index, name in enumerate(channels or []):
+        if name not in known:
+            raise ApiError(422, f"channels.{index}: no channel named {name!r}")
+
+
 async def routing_rules(request: web.Request) -> web.StreamResponse:
-    routing = request.app[SERVICES].config.routing
+    services = request.app[SERVICES]
+    routing = services.config.routing
+    async with services.sessions() as session:
+        stored = await session.run_sync(rules_store.list_rules)
     return json_response(
         {
-            "rules": [rule.model_dump(mode="json") for rule in routing.rules],
+            "rules": [
+                {**rule.model_dump(mode="json"), "configured": True} for rule in routing.rules
+            ]
+            + stored,
             "default_team": routing.default_team,
             "channel_teams": {
                 c.name: c.team for c in request.app[SERVICES].config.channels if c.team
@@ -283,6 +339,56 @@ async def routing_rules(request: web.Request) -> web.StreamResponse:
             "business_hours": routing.business_hours.model_dump(mode="json"),
         }
     )
+
+
+async def add_rule(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request, RuleBody)
+    services = request.app[SERVICES]
+    _check_channels(services, body.channels)
+    rule = await services.actions.run(
+        rules_store.create_rule,
+        body.team_id,
+        rules_store.Conditions(
+            channels=tuple(body.channels),
+            language=body.language,
+            keywords=tuple(body.keywords),
+            customer_labels=tuple(body.customer_labels),
+        ),
+        body.enabled,
+        principal(request).id,
+        services.actions.now(),
+    )
+    return json_response(rule, status=201)
+
+
+async def update_rule(request: web.Request) -> web.StreamResponse:
+    rule_id = int_param(request, "id")
+    body = await read_json(request, RulePatchBody)
+    services = request.app[SERVICES]
+    _check_channels(services, body.channels)
+    changes = {key: getattr(body, key) for key in body.model_fields_set}
+    for key in ("team_id", "channels", "keywords", "customer_labels", "enabled"):
+        if key in changes and changes[key] is None:
+            raise ApiError(422, f"{key}: may not be null")
+    rule = await services.actions.run(
+        rules_store.update_rule, rule_id, changes, principal(request).id, services.actions.now()
+    )
+    return json_response(rule)
+
+
+async def delete_rule(request: web.Request) -> web.StreamResponse:
+    rule_id = int_param(request, "id")
+    await request.app[SERVICES].actions.run(rules_store.delete_rule, rule_id, principal(request).id)
+    return json_response({"deleted": rule_id})
+
+
+async def reorder_rules(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request, RuleOrderBody)
+    services = request.app[SERVICES]
+    rules = await services.actions.run(
+        rules_store.reorder_rules, body.ids, principal(request).id, services.actions.now()
+    )
+    return json_response({"rules": rules})
 
 
 async def list_channels(request: web.Request) -> web.StreamResponse:
@@ -398,7 +504,38 @@ ROUTES = [
         "admin",
         "Delete a team no conversation belongs to and config.yaml does not name",
     ),
-    ApiRoute("GET", "/routing/rules", routing_rules, "admin", "The routing rules in effect"),
+    ApiRoute(
+        "GET",
+        "/routing/rules",
+        routing_rules,
+        "admin",
+        "The routing rules in effect: config.yaml's (`configured`, read-only), then the web app's",
+    ),
+    ApiRoute(
+        "POST",
+        "/routing/rules",
+        add_rule,
+        "admin",
+        "Add a routing rule, tried after every other",
+        body=RuleBody,
+    ),
+    ApiRoute(
+        "PUT",
+        "/routing/rules/order",
+        reorder_rules,
+        "admin",
+        "Put the web app's routing rules in this order (every rule's id, once)",
+        body=RuleOrderBody,
+    ),
+    ApiRoute(
+        "PATCH",
+        "/routing/rules/{id}",
+        update_rule,
+        "admin",
+        "Change a routing rule's team, conditions or enabled state",
+        body=RulePatchBody,
+    ),
+    ApiRoute("DELETE", "/routing/rules/{id}", delete_rule, "admin", "Delete a routing rule"),
     ApiRoute(
         "GET",
         "/channels",

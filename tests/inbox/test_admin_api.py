@@ -247,6 +247,7 @@ async def test_routing_rules_channels_and_me(storage_config: StorageConfig) -> N
                 "language": "fa",
                 "keywords": ["قیمت", "خرید"],
                 "customer_labels": [],
+                "configured": True,
             }
         ]
         assert rules["default_team"] == "support"

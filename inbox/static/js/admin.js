@@ -176,15 +176,75 @@ async function channelsTab(body) {
   replace(body, h("div.card", {}, table([t("name"), t("type"), t("status"), t("team"), t("last_message"), t("last_error")], rows)));
 }
 
-async function rulesTab(body) {
-  const data = await api.get("/routing/rules");
-  const rules = data.rules;
-  const rows = rules.map((r, i) =>
-    h("tr", {}, h("td", {}, num(i + 1)), h("td", { dir: "auto" }, r.team || ""),
-      h("td", {}, (r.channels || []).join(", ")), h("td", {}, r.language || ""),
-      h("td", { dir: "auto" }, (r.keywords || []).join("، ")), h("td", { dir: "auto" }, (r.customer_labels || []).join("، "))));
-  replace(body, h("div.card", {}, rules.length ? table(["#", t("team"), t("channel"), "lang", "keywords", t("labels")], rows) : h("p.muted", {}, t("rules_none")),
-    data.default_team ? h("p.muted.small", {}, `default_team: ${data.default_team}`) : null));
+const splitList = (value) => value.split(/[,،\n]/).map((x) => x.trim()).filter(Boolean);
+
+function ruleFields(rule, teams, channels) {
+  // The inputs of one rule's conditions; `read()` gives the body the API takes.
+  const team = h("select.select.xs", { "aria-label": t("team"), required: true },
+    teams.map((tm) => h("option", { value: tm.id, selected: rule.team_id === tm.id }, tm.name)));
+  const chans = h("select.select.xs", { multiple: true, size: Math.min(3, Math.max(1, channels.length)), "aria-label": t("channel") },
+    channels.map((c) => h("option", { value: c.name, selected: (rule.channels || []).includes(c.name) }, c.name)));
+  const language = h("select.select.xs", { "aria-label": t("rule_language") },
+    h("option", { value: "" }, t("rule_any")),
+    ["fa", "en"].map((l) => h("option", { value: l, selected: rule.language === l }, t(`lang_${l}`))));
+  const keywords = h("input.input.xs", { value: (rule.keywords || []).join("، "), placeholder: t("rule_keywords"), dir: "auto", "aria-label": t("rule_keywords") });
+  const labels = h("input.input.xs", { value: (rule.customer_labels || []).join("، "), placeholder: t("labels"), dir: "auto", "aria-label": t("labels") });
+  const read = () => ({
+    team_id: Number(team.value),
+    channels: [...chans.selectedOptions].map((o) => o.value),
+    language: language.value || null,
+    keywords: splitList(keywords.value),
+    customer_labels: splitList(labels.value),
+  });
+  return { cells: [team, chans, language, keywords, labels], read };
+}
+
+async function rulesTab(body, rerender) {
+  const [data, { teams }, { channels }] = await Promise.all([api.get("/routing/rules"), api.get("/teams"), api.get("/channels")]);
+  const configured = data.rules.filter((r) => r.configured);
+  const stored = data.rules.filter((r) => !r.configured);
+  const run = async (promise) => {
+    try {
+      await promise;
+      toast(t("saved"), "success");
+      rerender();
+    } catch (error) { fail(error); }
+  };
+  const configRows = configured.map((r, i) =>
+    h("tr", {}, h("td", {}, num(i + 1)), h("td", { dir: "auto" }, r.team || "", " ", h("span.chip.sm", { title: "config.yaml" }, "config")),
+      h("td", {}, (r.channels || []).join(", ")), h("td", {}, r.language ? t(`lang_${r.language}`) : t("rule_any")),
+      h("td", { dir: "auto" }, (r.keywords || []).join("، ")), h("td", { dir: "auto" }, (r.customer_labels || []).join("، ")), h("td", {})));
+  const ids = stored.map((r) => r.id);
+  const move = (index, by) => {
+    const order = [...ids];
+    [order[index], order[index + by]] = [order[index + by], order[index]];
+    run(api.put("/routing/rules/order", { ids: order }));
+  };
+  const storedRows = stored.map((r, i) => {
+    const fields = ruleFields(r, teams, channels);
+    const enabled = h("input", { type: "checkbox", checked: r.enabled, "aria-label": t("enabled") });
+    enabled.addEventListener("change", () => run(api.patch(`/routing/rules/${r.id}`, { enabled: enabled.checked })));
+    return h(`tr${r.enabled ? "" : ".inactive"}`, {},
+      h("td", {}, num(configured.length + i + 1)),
+      fields.cells.map((cell) => h("td", {}, cell)),
+      h("td", {}, h("label.small", {}, enabled, " ", t("enabled")),
+        h("button.btn.xs", { onclick: () => move(i, -1), disabled: i === 0, title: t("rule_up") }, "↑"),
+        h("button.btn.xs", { onclick: () => move(i, 1), disabled: i === stored.length - 1, title: t("rule_down") }, "↓"),
+        h("button.btn.xs", { onclick: () => run(api.patch(`/routing/rules/${r.id}`, fields.read())) }, t("save")),
+        h("button.btn.xs.danger-ghost", { onclick: () => run(api.del(`/routing/rules/${r.id}`)) }, t("remove"))));
+  });
+  const headers = ["#", t("team"), t("channel"), t("rule_language"), t("rule_keywords"), t("labels"), ""];
+  const rows = [...configRows, ...storedRows];
+  const adder = ruleFields({}, teams, channels);
+  const form = h("form.inline-form", {}, adder.cells, h("button.btn.primary.sm", { type: "submit" }, "+ " + t("rule_add")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(api.post("/routing/rules", adder.read()));
+  });
+  replace(body,
+    teams.length ? h("div.card", {}, h("h3", {}, t("rule_add")), form, h("p.muted.small", {}, t("rule_help"))) : null,
+    h("div.card", {}, rows.length ? table(headers, rows) : h("p.muted", {}, t("rules_none")),
+      data.default_team ? h("p.muted.small", {}, `default_team: ${data.default_team}`) : null));
 }
 
 const RENDER = { agents: agentsTab, teams: teamsTab, canned: cannedTab, labels: labelsTab, channels: channelsTab, rules: rulesTab };
