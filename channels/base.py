@@ -114,6 +114,9 @@ class Outbound:
     in_reply_to: str | None = None
     author_name: str = ""
     attachments: tuple[Attachment, ...] = ()
+    quick_replies: tuple[str, ...] = ()
+    """Choices the customer can tap (the bot's suggestions): buttons where the channel has
+    them, numbered lines where it does not."""
 
 
 @dataclass(frozen=True, slots=True)
