@@ -11,7 +11,18 @@ from sqlalchemy.orm import Session
 
 from routing.assignment import Candidate, Decision, choose_agent
 from routing.events import ConversationLike, EventLog, conversation_summary
+from storage.bulk import update_by_id
 from storage.models import Agent, Conversation, Customer, TeamMember
+
+_AGENTS = select(
+    Agent.id, Agent.presence, Agent.active, Agent.capacity, Agent.last_assigned_at
+).where(Agent.active)
+_OPEN_COUNTS = (
+    select(Conversation.assignee_id, func.count())
+    .where(Conversation.status == "open", Conversation.assignee_id.is_not(None))
+    .group_by(Conversation.assignee_id)
+)
+_MEMBERS = select(TeamMember.team_id, TeamMember.agent_id)
 
 
 class Roster:
@@ -59,26 +70,23 @@ class Roster:
 
     def save(self) -> None:
         """Write each assigned agent's last assignment time once, rather than once per message."""
-        for agent_id in self._assigned:
-            candidate = self.candidates.get(agent_id)
-            agent = self._session.get(Agent, agent_id)
-            if candidate is not None and agent is not None:
-                agent.last_assigned_at = candidate.last_assigned_at
+        rows = [
+            {"id": agent_id, "last_assigned_at": candidate.last_assigned_at}
+            for agent_id in sorted(self._assigned)
+            if (candidate := self.candidates.get(agent_id)) is not None
+        ]
+        self._session.flush()  # an agent changed through the ORM is written first, not after
+        update_by_id(self._session, Agent, rows)
         self._assigned.clear()
 
 
 def load_candidates(session: Session) -> list[Candidate]:
-    agents = session.scalars(select(Agent).where(Agent.active)).all()
+    agents = session.execute(_AGENTS).all()
     counts: dict[int | None, int] = {
-        assignee: count
-        for assignee, count in session.execute(
-            select(Conversation.assignee_id, func.count())
-            .where(Conversation.status == "open", Conversation.assignee_id.is_not(None))
-            .group_by(Conversation.assignee_id)
-        )
+        assignee: count for assignee, count in session.execute(_OPEN_COUNTS)
     }
     teams: dict[int, set[int]] = {}
-    for team_id, agent_id in session.execute(select(TeamMember.team_id, TeamMember.agent_id)):
+    for team_id, agent_id in session.execute(_MEMBERS):
         teams.setdefault(agent_id, set()).add(team_id)
     return [
         Candidate(

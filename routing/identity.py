@@ -10,15 +10,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from channels.base import Inbound, Sender
 from channels.contacts import normalize_email, normalize_phone
-from storage.bulk import insert_ids
+from storage.bulk import insert_ids, insert_rows, update_by_id
 from storage.models import ContactPoint, Customer, Identity
 
 logger = logging.getLogger(__name__)
+
+_IDENTITIES = select(Identity.channel, Identity.external_id, Identity.customer_id).where(
+    tuple_(Identity.channel, Identity.external_id).in_(bindparam("keys", expanding=True))
+)
+_POINTS = select(ContactPoint.kind, ContactPoint.value, ContactPoint.customer_id).where(
+    ContactPoint.value.in_(bindparam("values", expanding=True))
+)
+_CUSTOMERS = select(Customer.id, Customer.name, Customer.owner_id).where(
+    Customer.id.in_(bindparam("ids", expanding=True))
+)
 
 
 @dataclass(eq=False)
@@ -95,33 +105,14 @@ def resolve_customers(
 def _lookup(
     session: Session, inbounds: Sequence[Inbound], points_of: list[list[tuple[str, str]]]
 ) -> tuple[dict[tuple[str, str], CustomerRef], dict[tuple[str, str], CustomerRef]]:
-    identity_rows = session.execute(
-        select(Identity.channel, Identity.external_id, Identity.customer_id).where(
-            tuple_(Identity.channel, Identity.external_id).in_(
-                {(i.channel, i.sender.external_id) for i in inbounds}
-            )
-        )
-    ).all()
-    values = {value for sender_points in points_of for _, value in sender_points}
-    point_rows = (
-        session.execute(
-            select(ContactPoint.kind, ContactPoint.value, ContactPoint.customer_id).where(
-                ContactPoint.value.in_(values)
-            )
-        ).all()
-        if values
-        else []
-    )
+    keys = list({(i.channel, i.sender.external_id) for i in inbounds})
+    identity_rows = session.execute(_IDENTITIES, {"keys": keys}).all()
+    values = list({value for sender_points in points_of for _, value in sender_points})
+    point_rows = session.execute(_POINTS, {"values": values}).all() if values else []
     ids = {row.customer_id for row in identity_rows} | {row.customer_id for row in point_rows}
     refs = {
         row.id: CustomerRef(id=row.id, name=row.name, owner_id=row.owner_id)
-        for row in (
-            session.execute(
-                select(Customer.id, Customer.name, Customer.owner_id).where(Customer.id.in_(ids))
-            )
-            if ids
-            else []
-        )
+        for row in (session.execute(_CUSTOMERS, {"ids": list(ids)}) if ids else [])
     }
     identities = {(r.channel, r.external_id): refs[r.customer_id] for r in identity_rows}
     points = {(r.kind, r.value): refs[r.customer_id] for r in point_rows}
@@ -149,13 +140,15 @@ def _write(
             ref.id = customer_id
     existing = [ref for ref in customers if not ref.new]
     if existing:
-        session.execute(  # an ORM bulk UPDATE by primary key: one executemany
-            update(Customer),
+        update_by_id(
+            session,
+            Customer,
             [{"id": ref.id, "name": ref.name, "last_contact_at": now} for ref in existing],
         )
     if new_identities:
-        session.execute(
-            insert(Identity),
+        insert_rows(
+            session,
+            Identity,
             [
                 {
                     "customer_id": ref.id,
@@ -168,8 +161,9 @@ def _write(
             ],
         )
     if new_points:
-        session.execute(
-            insert(ContactPoint),
+        insert_rows(
+            session,
+            ContactPoint,
             [
                 {"customer_id": ref.id, "kind": kind, "value": value}
                 for ref, kind, value in new_points

@@ -56,13 +56,22 @@ class StoredRules:
         return int(found) if found is not None else None
 
 
+_ENABLED = (
+    select(
+        RoutingRule.team_id,
+        RoutingRule.channels,
+        RoutingRule.language,
+        RoutingRule.keywords,
+        RoutingRule.customer_labels,
+    )
+    .where(RoutingRule.enabled.is_(True))
+    .order_by(RoutingRule.position, RoutingRule.id)
+)
+
+
 def load_enabled(session: Session) -> StoredRules:
     """One query: the enabled rules in position order."""
-    rows = session.scalars(
-        select(RoutingRule)
-        .where(RoutingRule.enabled.is_(True))
-        .order_by(RoutingRule.position, RoutingRule.id)
-    ).all()
+    rows = session.execute(_ENABLED).all()
     return StoredRules(
         tuple(
             RuleConfig(

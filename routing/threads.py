@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from channels.base import Inbound
-from storage.bulk import insert_ids
+from storage.bulk import insert_ids, update_by_id
 from storage.models import Conversation
 
 UNRESOLVED = ("open", "pending", "snoozed", "bot")
@@ -29,6 +29,25 @@ _SAVED = (
     "waiting_since",
     "last_inbound_message_id",
 )
+_LATEST_BY_CHANNEL = (
+    select(func.max(Conversation.id))
+    .where(
+        tuple_(Conversation.customer_id, Conversation.channel).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .group_by(Conversation.customer_id, Conversation.channel)
+)
+_LATEST_BY_THREAD = (
+    select(func.max(Conversation.id))
+    .where(
+        tuple_(Conversation.customer_id, Conversation.channel, Conversation.thread_id).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .group_by(Conversation.customer_id, Conversation.channel, Conversation.thread_id)
+)
+_BY_IDS = select(_TABLE).where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(eq=False)
@@ -122,25 +141,13 @@ def _latest(
     triples = {key for key in known if key[2] is not None}
     ids: list[int] = []
     if pairs:
-        ids += session.scalars(
-            select(func.max(Conversation.id))
-            .where(tuple_(Conversation.customer_id, Conversation.channel).in_(pairs))
-            .group_by(Conversation.customer_id, Conversation.channel)
-        ).all()
+        ids += session.scalars(_LATEST_BY_CHANNEL, {"keys": list(pairs)}).all()
     if triples:
-        ids += session.scalars(
-            select(func.max(Conversation.id))
-            .where(
-                tuple_(Conversation.customer_id, Conversation.channel, Conversation.thread_id).in_(
-                    triples
-                )
-            )
-            .group_by(Conversation.customer_id, Conversation.channel, Conversation.thread_id)
-        ).all()
+        ids += session.scalars(_LATEST_BY_THREAD, {"keys": list(triples)}).all()
     found: dict[tuple[int, str, str | None], ConversationRef] = {}
     if not ids:
         return found
-    for row in session.execute(select(_TABLE).where(_TABLE.c.id.in_(ids))).mappings():
+    for row in session.execute(_BY_IDS, {"ids": ids}).mappings():
         ref = ConversationRef(
             id=row["id"],
             customer_id=row["customer_id"],
@@ -200,8 +207,8 @@ def create_conversations(session: Session, refs: Sequence[ConversationRef]) -> N
 def save_conversations(session: Session, refs: Sequence[ConversationRef]) -> None:
     """Write the routing state of `refs` (all inserted by now) in one bulk UPDATE."""
     unique = list({id(ref): ref for ref in refs}.values())
-    if unique:  # an ORM bulk UPDATE by primary key: one executemany
-        session.execute(
-            update(Conversation),
-            [{"id": r.id, **{name: getattr(r, name) for name in _SAVED}} for r in unique],
-        )
+    update_by_id(
+        session,
+        Conversation,
+        [{"id": r.id, **{name: getattr(r, name) for name in _SAVED}} for r in unique],
+    )

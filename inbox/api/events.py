@@ -173,15 +173,22 @@ async def _live(
                     return None
                 return reader.result()
             if getter in done:
-                item, getter = getter.result(), None
-                if item is None or subscriber.cutoff is not None:
-                    return subscriber.cutoff
-                if isinstance(item, Signal):
-                    await ws.send_json(item.as_dict())
-                elif item.id in replayed:
-                    replayed.discard(item.id)  # each one comes back live at most once
-                else:
-                    await ws.send_json(item.as_dict())
+                item: Published | Signal | None = getter.result()
+                getter = None
+                # Whatever else is queued goes out now too: one wake-up per burst, not per event.
+                for sent in range(BURST):
+                    if sent:
+                        if subscriber.queue.empty():
+                            break
+                        item = subscriber.queue.get_nowait()
+                    if item is None or subscriber.cutoff is not None:
+                        return subscriber.cutoff
+                    if isinstance(item, Signal):
+                        await ws.send_json(item.as_dict())
+                    elif item.id in replayed:
+                        replayed.discard(item.id)  # each one comes back live at most once
+                    else:
+                        await ws.send_json(item.as_dict())
                 if subscriber.overflowed and subscriber.queue.empty():
                     return TOO_SLOW
             if loop.time() >= next_check:
@@ -195,6 +202,10 @@ async def _live(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+BURST = 256
+"""Queued events sent per wake-up of a stream before it looks at its other work again."""
 
 
 async def _recheck(request: web.Request, subscriber: Subscriber) -> Cutoff | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +38,16 @@ class QueueStats:
 
 Handler = Callable[[Item], Awaitable[None]]
 """Processes one item. Returning acknowledges it; raising counts a failed attempt."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What a handler run inside the publishing transaction did: the items it could not handle
+    (by id, with the error: they stay queued for the ordinary consumer) and what to do once the
+    transaction has committed (publish the events it made)."""
+
+    failed: Mapping[str, str]
+    after_commit: Callable[[], Awaitable[None]]
 
 
 class Queue(Protocol):

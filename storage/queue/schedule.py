@@ -58,6 +58,10 @@ class Schedule:
             if lane[0] is entry and entry.key not in self._busy:
                 self._offer(entry.key)
 
+    def idle(self, key: str) -> bool:
+        """No entry of `key` waits, runs or retries: a new one may be handled at once."""
+        return key not in self._lanes
+
     def take(self, limit: int, now: float) -> list[Entry]:
         """Up to `limit` due entries, at most one per key, oldest first; their keys are busy
         until `finish` or `postpone`."""

@@ -11,6 +11,12 @@ in memory (`storage.queue.schedule`): what is published here goes straight to th
 with no claim query, and acknowledgements are written lazily, with the next publish or within
 `ACK_DELAY` seconds. After a crash the unacknowledged entries run again: at-least-once, as always
 (the router drops what it has stored already).
+
+An exclusive queue may also hand a topic's new entries to a handler *inside the transaction that
+publishes them* (`handle_in_transaction`): the router stores and assigns a web form's message in
+the same commit that queues it, one commit instead of two and no wait in between. What that
+handler cannot handle, and every entry whose key still has older ones waiting, stays queued for
+the ordinary consumer, so order per key holds.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased
@@ -27,7 +34,7 @@ from storage.bulk import insert_ids
 from storage.config import QueueConfig
 from storage.db import SessionFactory
 from storage.models import DeadLetter, QueueEntry
-from storage.queue.base import DeadItem, Handler, Item, QueueStats, backoff_seconds
+from storage.queue.base import DeadItem, Handled, Handler, Item, QueueStats, backoff_seconds
 from storage.queue.schedule import Entry, Schedule
 from storage.work import UnitOfWork
 
@@ -37,6 +44,9 @@ _Pending = tuple[str, str, bytes, "asyncio.Future[str]"]
 ACK_DELAY = 0.5
 """Seconds an exclusive queue may hold acknowledgements before writing them on their own."""
 _ACK_CHUNK = 500
+
+InTransaction = Callable[[Session, Sequence[Item]], Handled]
+"""Handles new entries in the publishing unit of work (see `SqlQueue.handle_in_transaction`)."""
 
 
 class SqlQueue:
@@ -67,6 +77,14 @@ class SqlQueue:
         self._loading: dict[str, asyncio.Task[Schedule]] = {}
         self._acks: list[int] = []
         self._ack_writer: asyncio.Task[None] | None = None
+        self._in_transaction: dict[str, InTransaction] = {}
+
+    def handle_in_transaction(self, topic: str, handler: InTransaction) -> None:
+        """Handle `topic`'s new entries in the transaction that publishes them, when their key
+        has nothing older waiting. Only an exclusive queue does (it alone knows, in memory,
+        what waits); others ignore this and leave everything to `consume`."""
+        if self._exclusive:
+            self._in_transaction[topic] = handler
 
     async def start(self) -> None:
         return None
@@ -93,22 +111,44 @@ class SqlQueue:
                 {"topic": t, "key": k, "payload": p, "available_at": 0.0, "claimed_until": 0.0}
                 for t, k, p, _ in batch
             ]
+            now_handled = self._handled_now(batch)
             acks, self._acks = self._acks, []
             try:
-                ids = await self._work.run(_insert, rows, acks)
+                ids, handled = await self._work.run(
+                    _publish, rows, acks, now_handled, self._in_transaction
+                )
             except Exception as exc:  # every waiting publisher hears of it
                 self._acks.extend(acks)
                 for *_, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            done = {entry_id for h in handled for entry_id in h.done}
             for (topic, key, payload, future), entry_id in zip(batch, ids, strict=True):
-                if (schedule := self._schedules.get(topic)) is not None:
+                schedule = self._schedules.get(topic)
+                if schedule is not None and entry_id not in done:
                     schedule.add(Entry(int(entry_id), key, payload))
                 if not future.done():
                     future.set_result(entry_id)
             for topic in {t for t, *_ in batch}:
                 self._wakeup(topic).set()
+            for h in handled:
+                try:
+                    await h.after_commit()
+                except Exception:
+                    logger.exception("after handling queue entries in their transaction")
+
+    def _handled_now(self, batch: Sequence[_Pending]) -> list[int]:
+        """Which of `batch` (by position) the topic's in-transaction handler may take: its
+        schedule is loaded and nothing older of the same key waits in it."""
+        now: list[int] = []
+        for position, (topic, key, _, _) in enumerate(batch):
+            loading = self._loading.get(topic)
+            if topic not in self._in_transaction or loading is None or not loading.done():
+                continue
+            if self._schedules[topic].idle(key):
+                now.append(position)
+        return now
 
     def _wakeup(self, topic: str) -> asyncio.Event:
         """Set when something is published on `topic` in this process."""
@@ -346,6 +386,44 @@ class SqlQueue:
         """Make every claimed entry claimable again. Only for a queue nobody else consumes (the
         embedded SQLite default after a crash), so restart does not wait out the old leases."""
         return await self._work.run(_release_claims)
+
+
+@dataclass(frozen=True, slots=True)
+class _HandledIds:
+    done: frozenset[str]
+    after_commit: Callable[[], Awaitable[None]]
+
+
+def _publish(
+    session: Session,
+    rows: list[dict[str, object]],
+    acks: Sequence[int],
+    now_handled: Sequence[int],
+    handlers: Mapping[str, InTransaction],
+) -> tuple[list[str], list[_HandledIds]]:
+    """Store the entries; hand those at `now_handled` to their topic's handler in a savepoint,
+    and delete what it handled. A handler that raises leaves its entries queued."""
+    ids = _insert(session, rows, acks)
+    by_topic: dict[str, list[Item]] = {}
+    for position in now_handled:
+        row = rows[position]
+        topic, key, payload = str(row["topic"]), str(row["key"]), row["payload"]
+        assert isinstance(payload, bytes)
+        by_topic.setdefault(topic, []).append(Item(ids[position], topic, key, payload))
+    results: list[_HandledIds] = []
+    for topic, items in by_topic.items():
+        savepoint = session.begin_nested()
+        try:
+            handled = handlers[topic](session, items)
+            savepoint.commit()
+        except Exception:
+            savepoint.rollback()
+            logger.exception("handling %d entries of %s at once failed; queued", len(items), topic)
+            continue
+        done = frozenset(item.id for item in items if item.id not in handled.failed)
+        _delete(session, [int(entry_id) for entry_id in done])
+        results.append(_HandledIds(done, handled.after_commit))
+    return ids, results
 
 
 def _insert(session: Session, rows: list[dict[str, object]], acks: Sequence[int] = ()) -> list[str]:
