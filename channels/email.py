@@ -20,12 +20,13 @@ import ssl
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
-from email.policy import SMTP as SMTP_POLICY
+from email.policy import compat32
+from pathlib import Path
 from typing import Any, Literal
 
 import aioimaplib
 import aiosmtplib
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, FilePath, SecretStr, field_validator
 
 from channels.base import (
     Attachment,
@@ -84,11 +85,30 @@ class EmailConfig(ChannelConfig):
     poll_seconds: float = Field(default=60.0, gt=0)
     """How often to look for new mail when the server has no IDLE."""
     timeout_seconds: float = Field(default=30.0, gt=0)
+    tls_ca_file: FilePath | None = None
+    """A PEM file of the certificate authorities to trust for IMAP and SMTP over TLS (a
+    company's private CA); by default the system's store. Certificates are always verified."""
 
     @field_validator("address")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _loads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise ValueError(f"{value} holds no PEM certificate we can read: {exc}") from None
+        return value
+
+    def tls_context(self) -> ssl.SSLContext:
+        """What TLS connections verify the server against (hostname included)."""
+        if self.tls_ca_file is None:
+            return ssl.create_default_context()
+        return ssl.create_default_context(cafile=str(self.tls_ca_file))
 
 
 def fallback_id(raw: bytes) -> str:
@@ -120,6 +140,7 @@ class EmailChannel:
         self._cursors: CursorStore | None = None
         self._blobs: BlobStore | None = None
         self._key = b""
+        self._tls = config.tls_context()
         self._reader: asyncio.Task[None] | None = None
         self._client: aioimaplib.IMAP4 | None = None
         self._session_ok = False
@@ -150,9 +171,13 @@ class EmailChannel:
     async def stop(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            # Python 3.11's wait_for can swallow a cancellation that lands as the awaited
+            # connection fails (gh-86296): cancel again until the reader has really ended.
+            while not reader.done():
+                reader.cancel()
+                await asyncio.wait({reader}, timeout=1.0)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                reader.result()
         await self._close_client()
         self._emit = None
 
@@ -222,7 +247,10 @@ class EmailChannel:
 
         if config.imap_security == "ssl":
             client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                config.imap_host, config.imap_port, timeout=config.timeout_seconds
+                config.imap_host,
+                config.imap_port,
+                timeout=config.timeout_seconds,
+                ssl_context=self._tls,
             )
             client.protocol.conn_lost_cb = on_lost
         else:
@@ -233,9 +261,14 @@ class EmailChannel:
                 conn_lost_cb=on_lost,
             )
         self._client = client
-        await client.wait_hello_from_server()
-        if config.imap_security == "starttls":
-            await _starttls(client, config.imap_host, config.timeout_seconds)
+        try:
+            await client.wait_hello_from_server()
+            if config.imap_security == "starttls":
+                await _starttls(client, config.imap_host, self._tls, config.timeout_seconds)
+        except ssl.SSLError as exc:
+            raise ConnectionError(
+                f"TLS with {config.imap_host}:{config.imap_port} failed: {_tls_reason(exc)}"
+            ) from exc
         response = await client.login(config.imap_username, config.imap_password.get_secret_value())
         if response.result != "OK":
             raise PermissionError(f"login refused: {_words(response.lines)}")
@@ -335,16 +368,39 @@ class EmailChannel:
         high = max(upto if upto is not None else 0, max(uids, default=0), last_uid, 0)
         if not uids and high != last_uid:
             await self._remember(validity, high)
-        for start in range(0, len(uids), FETCH_BATCH):
-            batch = uids[start : start + FETCH_BATCH]
-            for _uid, raw in await self._fetch(client, batch):
-                await self._accept(raw)
-            mark = high if start + FETCH_BATCH >= len(uids) else batch[-1]
-            # Remembered after queueing, before \Seen: a crash in between fetches the batch
-            # again, and the router stores each mail once.
-            await self._remember(validity, mark)
-            await _checked(client.uid("store", _uid_set(batch), "+FLAGS.SILENT (\\Seen)"), "STORE")
+        # A pipeline of two: while one batch is being queued (database work), the next one is
+        # fetched and parsed (IMAP and CPU work). A batch is remembered only once it is queued.
+        queuing: asyncio.Task[None] | None = None
+        previous: tuple[list[int], int] = ([], high)
+        try:
+            for start in range(0, len(uids), FETCH_BATCH):
+                batch = uids[start : start + FETCH_BATCH]
+                mails = [(raw, self._parse(raw)) for _uid, raw in await self._fetch(client, batch)]
+                if queuing is not None:
+                    await queuing
+                    await self._settle(client, validity, *previous)
+                # Attachments are stored after the previous batch is queued: both write to the
+                # database, and one writer at a time is faster on SQLite.
+                inbounds = await self._inbounds(mails)
+                queuing = asyncio.create_task(self._queue(inbounds), name=f"email-{self.name}-q")
+                previous = (batch, high if start + FETCH_BATCH >= len(uids) else batch[-1])
+            if queuing is not None:
+                await queuing
+                await self._settle(client, validity, *previous)
+        finally:
+            if queuing is not None and not queuing.done():
+                queuing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await queuing
         return high
+
+    async def _settle(
+        self, client: aioimaplib.IMAP4, validity: str, batch: Sequence[int], mark: int
+    ) -> None:
+        """Remembered after queueing, before \\Seen: a crash in between fetches the batch again,
+        and the router stores each mail once."""
+        await self._remember(validity, mark)
+        await _checked(client.uid("store", _uid_set(batch), "+FLAGS.SILENT (\\Seen)"), "STORE")
 
     async def _remember(self, validity: str, uid: int) -> None:
         assert self._cursors is not None
@@ -371,10 +427,12 @@ class EmailChannel:
         try:
             push = asyncio.ensure_future(client.wait_server_push(timeout=IDLE_SECONDS + 60))
             dropped = asyncio.ensure_future(lost.wait())
-            done, _ = await asyncio.wait({push, dropped}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (push, dropped):
-                if task not in done:
-                    task.cancel()
+            try:
+                done, _ = await asyncio.wait({push, dropped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when stop() cancels us: leave no waiter behind
+                for task in (push, dropped):
+                    if not task.done():
+                        task.cancel()
             if dropped in done:
                 raise _Lost("connection lost while idle")
         finally:
@@ -382,21 +440,42 @@ class EmailChannel:
         client.idle_done()
         await asyncio.wait_for(idle, self.config.timeout_seconds)
 
-    async def _accept(self, raw: bytes) -> None:
-        """Parse one mail and queue what it means: a customer message or a delivery report.
-        Auto-replies are dropped here (logged): they must neither open a conversation nor
-        be answered."""
+    async def _inbounds(self, mails: Sequence[tuple[bytes, ParsedMail]]) -> list[Inbound]:
+        """What a fetched batch means: customer messages and delivery reports, in mailbox
+        order. Auto-replies are dropped here (logged): they must neither open a conversation
+        nor be answered."""
+        found: list[Inbound] = []
+        for raw, parsed in mails:
+            inbound = await self._inbound(raw, parsed)
+            if inbound is not None:
+                found.append(inbound)
+        return found
+
+    async def _queue(self, inbounds: Sequence[Inbound]) -> None:
+        """Queue a batch: different senders at once (the queue writes them together), one
+        sender's mails one after the other, in mailbox order."""
         assert self._emit is not None
-        inbound = await self.to_inbound(raw)
-        if inbound is None:
-            return
-        await self._emit(inbound)
-        self._status["received"] += 1
-        self._status["last_message_at"] = datetime.now(UTC).isoformat()
+        emit = self._emit
+        by_sender: dict[str, list[Inbound]] = {}
+        for inbound in inbounds:
+            by_sender.setdefault(inbound.order_key, []).append(inbound)
+
+        async def in_order(mails: list[Inbound]) -> None:
+            for inbound in mails:
+                await emit(inbound)
+                self._status["received"] += 1
+                self._status["last_message_at"] = datetime.now(UTC).isoformat()
+
+        await asyncio.gather(*(in_order(mails) for mails in by_sender.values()))
 
     async def to_inbound(self, raw: bytes) -> Inbound | None:
         """What one raw mail becomes (None: nothing to queue). Stores its attachments."""
-        parsed = parse_mail(raw, max_attachment_bytes=self.config.max_attachment_bytes)
+        return await self._inbound(raw, self._parse(raw))
+
+    def _parse(self, raw: bytes) -> ParsedMail:
+        return parse_mail(raw, max_attachment_bytes=self.config.max_attachment_bytes)
+
+    async def _inbound(self, raw: bytes, parsed: ParsedMail) -> Inbound | None:
         own_id = bare_id(parsed.message_id)
         external_id = own_id or fallback_id(raw)
         if parsed.kind == "auto_reply":
@@ -451,10 +530,24 @@ class EmailChannel:
         )
 
     def _report(self, parsed: ParsedMail, external_id: str, sender: Sender) -> Inbound:
+        """A delivery report on one of our replies. `report` says what it means for the reply:
+        `failed` (a bounce, or a DSN that gave up, 4.x.x or 5.x.x), `delayed` (the server still
+        tries; a returned mail we cannot tell is final counts as this), `delivered` (a DSN
+        "delivered"), `read` (a read receipt: MDN "displayed"), or `other` (relayed, expanded,
+        deleted unread…), which the router only notes."""
         bounce = parsed.bounce
         permanent = bounce.permanent if bounce else parsed.kind == "bounce"
+        action = bounce.action if bounce else ""
+        if parsed.kind == "bounce":
+            report = "failed" if permanent else "delayed"
+        else:
+            report = {"delivered": "delivered", "displayed": "read", "delayed": "delayed"}.get(
+                action, "other"
+            )
         metadata = {
             "kind": "delivery_report",
+            "report": report,
+            "action": action,
             "original_message_id": bare_id(bounce.original_message_id if bounce else ""),
             "recipient": (bounce.recipient or "") if bounce else "",
             "status": (bounce.status or "") if bounce else "",
@@ -478,16 +571,16 @@ class EmailChannel:
         conversation began on another channel (a web form answered by email)."""
         in_reply_to = bare_id(parsed.in_reply_to)
         references = message_ids(parsed.references)
-        headers = BytesHeaderParser(policy=SMTP_POLICY).parsebytes(raw)
-        recipients = [
-            str(value)
-            for name in ("To", "Cc", "Delivered-To", "X-Original-To")
-            for value in headers.get_all(name, [])
-        ]
         candidates = " ".join([in_reply_to, *reversed(references)])
-        token_id = read_token(self._key, candidates) or read_token(
-            self._key, tokens_in_recipients(recipients)
-        )
+        token_id = read_token(self._key, candidates)
+        if token_id is None and b"+pk." in raw:  # our plus address: read the recipients
+            headers = BytesHeaderParser(policy=compat32).parsebytes(raw, headersonly=True)
+            recipients = [
+                str(value)
+                for name in ("To", "Cc", "Delivered-To", "X-Original-To")
+                for value in headers.get_all(name, [])
+            ]
+            token_id = read_token(self._key, tokens_in_recipients(recipients))
         if token_id is not None and self._cursors is not None:
             stored = await self._cursors.get(self.name, f"sent:{token_id}")
             if stored:
@@ -543,6 +636,7 @@ class EmailChannel:
                 password=password,
                 use_tls=config.smtp_security == "ssl",
                 start_tls=config.smtp_security == "starttls",
+                tls_context=self._tls if config.smtp_security != "none" else None,
                 timeout=config.timeout_seconds,
             )
         except aiosmtplib.SMTPResponseException as exc:
@@ -559,6 +653,15 @@ class EmailChannel:
             ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._failed(exc)
+            untrusted = _certificate_error(exc)
+            if untrusted is not None:
+                # Not a passing fault: the agent retries once an admin has fixed the server's
+                # certificate or `tls_ca_file`.
+                raise DeliveryError(
+                    f"SMTP TLS with {config.smtp_host}:{config.smtp_port} failed: "
+                    f"{_tls_reason(untrusted)}",
+                    permanent=True,
+                ) from exc
             raise DeliveryError(f"SMTP unreachable: {type(exc).__name__}: {exc}") from exc
 
 
@@ -605,17 +708,43 @@ async def _until(event: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(event.wait(), seconds)
 
 
-async def _starttls(client: aioimaplib.IMAP4, host: str, seconds: float) -> None:
-    """Upgrade a plain connection (aioimaplib has the command but no helper for it)."""
-    response = await asyncio.wait_for(client.protocol.simple_command("STARTTLS"), seconds)
+async def _starttls(
+    client: aioimaplib.IMAP4, host: str, context: ssl.SSLContext, seconds: float
+) -> None:
+    """Upgrade a plain connection (aioimaplib knows the command but has no helper for it)."""
+    protocol = client.protocol
+    command = aioimaplib.aioimaplib.Command(
+        "STARTTLS", protocol.new_tag(), loop=protocol.loop, timeout=seconds
+    )
+    response = await asyncio.wait_for(protocol.execute(command), seconds)
     if response.result != "OK":
         raise ConnectionError(f"STARTTLS refused: {_words(response.lines)}")
     loop = asyncio.get_running_loop()
     transport = await loop.start_tls(
         client.protocol.transport,
         client.protocol,
-        ssl.create_default_context(),
+        context,
         server_hostname=host,
+        ssl_handshake_timeout=seconds,
     )
     client.protocol.transport = transport
     await asyncio.wait_for(client.protocol.capability(), seconds)
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate failure behind an exception, if that is what it is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the server's certificate is not trusted ({exc.verify_message}); "
+            "check the host name, or trust its CA with tls_ca_file"
+        )
+    return exc.reason or str(exc)

@@ -506,3 +506,32 @@ async def test_attachments_are_stored_and_served_to_who_may_see_them(
             assert response.status == 401
         async with stack.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(Attachment)) == 1
+
+
+async def test_a_full_mailbox_is_read_in_batches_in_order_once(
+    storage_config: StorageConfig, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    """More mail than one fetch batch: each batch is queued while the next is fetched and
+    parsed; every mail is stored once, one sender's mails in mailbox order, all marked seen."""
+    from channels.email import FETCH_BATCH
+
+    count = FETCH_BATCH * 2 + 7
+    folder = unique("full")
+    mails = [
+        customer_mail(
+            sender=f"c{i % 3}@example.com", message_id=f"<batch{i}@example.com>", body=f"پیام {i}"
+        )
+        for i in range(count)
+    ]
+    await asyncio.to_thread(dovecot.deliver, "support", mails, folder)
+    async with email_stack(storage_config, [email_channel(dovecot, smtp_server, folder)]) as stack:
+        await customer_messages(stack, count, timeout=30)
+        await asyncio.sleep(0.5)  # time for a duplicate to show
+        found = [m for m in await messages(stack) if m.direction == "in"]  # in storing order
+        assert len(found) == count
+        order = [int((m.external_id or "").removeprefix("batch").partition("@")[0]) for m in found]
+        for sender in range(3):
+            theirs = [i for i in order if i % 3 == sender]
+            assert theirs == sorted(theirs)
+        await eventually(lambda: _async_seen(dovecot, folder), timeout=10)
+        assert channel_status(stack)["received"] == count
