@@ -50,6 +50,39 @@ export async function call(method, path, body) {
   return data;
 }
 
+/**
+ * Upload files as multipart/form-data (`file` parts) with the CSRF header. XHR rather than
+ * fetch: only XHR reports upload progress; `onProgress(fraction)` gets it. Resolves with the
+ * JSON answer; rejects with `ApiError` (413 too large, 415 type refused, …).
+ */
+export function upload(path, files, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const file of files) form.append("file", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/v1" + path);
+    xhr.setRequestHeader("Accept", "application/json");
+    if (csrf) xhr.setRequestHeader("X-CSRF-Token", csrf);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "network error")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted")));
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        data = { error: xhr.responseText };
+      }
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(data);
+      if (xhr.status === 401) window.dispatchEvent(new CustomEvent("pishkhan:unauthorized"));
+      reject(new ApiError(xhr.status, (data && data.error) || xhr.statusText));
+    });
+    xhr.send(form);
+  });
+}
+
 export const get = (path) => call("GET", path);
 export const post = (path, body = {}) => call("POST", path, body);
 export const put = (path, body) => call("PUT", path, body);
