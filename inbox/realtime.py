@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,13 +72,18 @@ CREDENTIAL_EXPIRED = Cutoff(4001, "session or token no longer valid; log in agai
 ROLE_CHANGED = Cutoff(4002, "role changed; reconnect with since=")
 
 
+SUBSCRIBER_BACKLOG = 10_000
+"""Events a stream may fall behind by (a burst of a thousand messages makes about three thousand)
+before it is cut off and told to catch up with `since=`."""
+
+
 @dataclass(eq=False)
 class Subscriber:
     principal: Principal
     credential: str | None = None
     """The hash of the session or bearer token the stream was opened with."""
     queue: asyncio.Queue[Published | Signal | None] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=1000)
+        default_factory=lambda: asyncio.Queue(maxsize=SUBSCRIBER_BACKLOG)
     )
     overflowed: bool = False
     cutoff: Cutoff | None = None
@@ -115,6 +120,9 @@ class Hub:
     def __init__(self) -> None:
         self._subscribers: set[Subscriber] = set()
         self._rooms: dict[int, _Room] = {}
+        self.on_typing: Callable[[int, str], None] | None = None
+        """Called with (conversation id, agent name) each time an agent signals typing (the
+        website chat shows it to the visitor)."""
 
     def subscribe(self, principal: Principal, *, credential: str | None = None) -> Subscriber:
         subscriber = Subscriber(principal, credential)
@@ -178,6 +186,8 @@ class Hub:
         if subscriber.viewing != conversation_id or room is None:
             return
         agent_id = subscriber.principal.id
+        if self.on_typing is not None:
+            self.on_typing(conversation_id, subscriber.principal.name)
         started = agent_id not in room.typing
         if not started:
             room.typing[agent_id].cancel()
@@ -187,6 +197,20 @@ class Hub:
         )
         if started:
             self._announce(conversation_id, room, skip=subscriber)
+
+    def tell(
+        self,
+        conversation_id: int,
+        payload: dict[str, Any],
+        *,
+        team_id: int | None,
+        assignee_id: int | None,
+    ) -> None:
+        """Send an ephemeral signal about a conversation (a customer typing) to the streams of
+        the agents who can see it."""
+        for subscriber in self._subscribers:
+            if can_see(subscriber.principal, team_id, assignee_id):
+                subscriber.signal({**payload, "conversation_id": conversation_id})
 
     def collision(self, conversation_id: int) -> dict[str, Any] | None:
         """The current collision state of a conversation (`None` when nobody is in it)."""
