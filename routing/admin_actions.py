@@ -14,10 +14,25 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from routing.actions import Conflict, NotFound
+from routing.actions import (
+    MAX_FAQ_ANSWER,
+    MAX_FAQ_QUESTION,
+    Conflict,
+    Invalid,
+    NotFound,
+    faq_suggestion_summary,
+)
 from routing.dispatch import assign_waiting
 from routing.events import EventLog
-from storage.models import Agent, Conversation, RoutingRule, Team, TeamMember
+from storage.models import (
+    Agent,
+    Conversation,
+    FaqEntry,
+    FaqSuggestion,
+    RoutingRule,
+    Team,
+    TeamMember,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,3 +197,68 @@ def teams_of(session: Session, agent_ids: Collection[int]) -> dict[int, list[int
     ):
         found[agent_id].append(team_id)
     return found
+
+
+def _pending_suggestion(session: Session, suggestion_id: int) -> FaqSuggestion:
+    suggestion = session.get(FaqSuggestion, suggestion_id, with_for_update=True)
+    if suggestion is None:
+        raise NotFound(f"FAQ suggestion {suggestion_id}")
+    if suggestion.status != "pending":
+        raise Conflict(f"FAQ suggestion {suggestion_id} was {suggestion.status} already")
+    return suggestion
+
+
+def approve_faq_suggestion(
+    session: Session,
+    suggestion_id: int,
+    actor_agent_id: int,
+    now: datetime,
+    question: str | None = None,
+    answer: str | None = None,
+    alternatives: Sequence[str] = (),
+    tags: Sequence[str] = (),
+) -> tuple[dict[str, Any], EventLog]:
+    """An admin approves a pending suggestion, edited or as it is: it becomes an enabled FAQ
+    entry (the router's bot picks it up on its next message). Returns the suggestion's summary
+    with its `entry_id`; one reviewed already is a `Conflict`."""
+    log = EventLog(session)
+    suggestion = _pending_suggestion(session, suggestion_id)
+    question = (suggestion.question if question is None else question).strip()
+    answer = (suggestion.answer if answer is None else answer).strip()
+    if not question or len(question) > MAX_FAQ_QUESTION:
+        raise Invalid(f"question: 1 to {MAX_FAQ_QUESTION} characters")
+    if not answer or len(answer) > MAX_FAQ_ANSWER:
+        raise Invalid(f"answer: 1 to {MAX_FAQ_ANSWER} characters")
+    entry = FaqEntry(
+        question=question,
+        alternatives=[a.strip() for a in alternatives if a.strip()],
+        answer=answer,
+        language=suggestion.language,
+        tags=[t.strip() for t in tags if t.strip()],
+        enabled=True,
+        updated_by=actor_agent_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(entry)
+    session.flush()
+    suggestion.status, suggestion.entry_id = "approved", entry.id
+    suggestion.reviewed_by, suggestion.reviewed_at = actor_agent_id, now
+    session.flush()
+    summary = faq_suggestion_summary(suggestion)
+    log.add("faq_suggestion.approved", None, {"suggestion": summary}, actor_agent_id=actor_agent_id)
+    return summary, log
+
+
+def reject_faq_suggestion(
+    session: Session, suggestion_id: int, actor_agent_id: int, now: datetime
+) -> tuple[dict[str, Any], EventLog]:
+    """An admin rejects a pending suggestion; one reviewed already is a `Conflict`."""
+    log = EventLog(session)
+    suggestion = _pending_suggestion(session, suggestion_id)
+    suggestion.status = "rejected"
+    suggestion.reviewed_by, suggestion.reviewed_at = actor_agent_id, now
+    session.flush()
+    summary = faq_suggestion_summary(suggestion)
+    log.add("faq_suggestion.rejected", None, {"suggestion": summary}, actor_agent_id=actor_agent_id)
+    return summary, log

@@ -65,6 +65,36 @@ class BusinessHoursConfig(_Frozen):
         return value
 
 
+class BotNames(_Frozen):
+    fa: str = Field(default="دستیار پیشخوان", min_length=1, max_length=100)
+    en: str = Field(default="Pishkhan assistant", min_length=1, max_length=100)
+
+
+class BotConfig(_Frozen):
+    """The FAQ bot that takes the first turns on channels configured with `bot: faq`."""
+
+    answer_at: float | None = Field(default=None, ge=0, le=1)
+    """Confidence at which the bot answers; None: the matcher's calibrated default."""
+    suggest_at: float | None = Field(default=None, ge=0, le=1)
+    """Confidence at which it offers the closest questions as choices; None: the default."""
+    max_misses: int = Field(default=2, ge=1, le=10)
+    """Turns without an answer (choices offered) after which it hands over by itself."""
+    knowledge_base: str = "faq.yaml"
+    """A YAML knowledge base loaded at start-up into a database that has no FAQ entries yet."""
+    name: BotNames = BotNames()
+    """The name replies carry (per customer language) where the channel shows an author."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BotConfig:
+        if (
+            self.answer_at is not None
+            and self.suggest_at is not None
+            and self.suggest_at > self.answer_at
+        ):
+            raise ValueError("suggest_at: must not be above answer_at")
+        return self
+
+
 class RoutingConfig(_Frozen):
     teams: tuple[TeamConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
@@ -74,6 +104,7 @@ class RoutingConfig(_Frozen):
     reopen_window_hours: float = Field(default=72.0, ge=0)
     """A reply within this time after resolution reopens the conversation; later, a new one."""
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
+    bot: BotConfig = BotConfig()
 
     @model_validator(mode="after")
     def _teams_exist(self) -> RoutingConfig:

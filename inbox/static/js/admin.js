@@ -1,7 +1,8 @@
-// Admin pages: agents, teams, canned responses, labels, channels and routing rules.
+// Admin pages: agents, teams, canned responses, labels, channels, routing rules and the FAQ bot.
 
 import * as api from "./api.js";
 import { avatar, h, icon, replace, toast } from "./dom.js";
+import { FAQ_TABS } from "./faq.js";
 import { channelName, channelType, fullTime, num, t } from "./i18n.js";
 import { agentName, state } from "./state.js";
 
@@ -12,6 +13,7 @@ const TABS = [
   ["labels", "ad_labels", "tag"],
   ["channels", "ad_channels", "inbox"],
   ["rules", "ad_rules", "gear"],
+  ...FAQ_TABS.map(([key, label, ic]) => [key, label, ic]),
 ];
 
 function fail(error) {
@@ -247,7 +249,10 @@ async function rulesTab(body, rerender) {
       data.default_team ? h("p.muted.small", {}, `default_team: ${data.default_team}`) : null));
 }
 
-const RENDER = { agents: agentsTab, teams: teamsTab, canned: cannedTab, labels: labelsTab, channels: channelsTab, rules: rulesTab };
+const RENDER = {
+  agents: agentsTab, teams: teamsTab, canned: cannedTab, labels: labelsTab, channels: channelsTab, rules: rulesTab,
+  ...Object.fromEntries(FAQ_TABS.map(([key, , , render]) => [key, render])),
+};
 
 export async function renderAdmin(root) {
   const body = h("div.admin-body", {}, h("p.muted", {}, t("loading")));
