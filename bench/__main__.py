@@ -12,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import inbox, ingest, report
+from bench import email, faq, inbox, ingest, report, telegram, webchat
 from bench.procs import REPO
 from bench.settings import Settings, load
 
@@ -38,12 +38,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+CHANNELS = {"email": email, "telegram": telegram, "webchat": webchat, "faq": faq}
+"""The benchmarks each issue added, each measured against its own ceiling in the same run."""
+
+
 async def run(settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pishkhan-bench-") as tmp:
         workdir = Path(tmp)
         pipe, pipe_latency, database = await ingest.pipeline(settings, workdir)
         bare, bare_latency = await ingest.bare(settings, workdir, rate=pipe_latency.rate)
         reads = await inbox.run(settings, workdir)
+        channels: dict[str, Any] = {}
+        for name, module in CHANNELS.items():
+            print(f"… {name}", flush=True)
+            (workdir / name).mkdir()
+            channels[name] = await module.run(settings, workdir / name)
     return {
         "settings": settings.as_dict(),
         "ingest": {
@@ -54,6 +63,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         "latency": {"pipeline": pipe_latency.as_dict(), "bare": bare_latency.as_dict()},
         "database": database,
         "inbox": reads,
+        "channels": channels,
     }
 
 
@@ -66,6 +76,9 @@ def main() -> None:
     result["machine"]["load_average_after"] = os.getloadavg()[0]
     print(report.table(result))
     print(report.inbox_table(result))
+    for name, module in CHANNELS.items():
+        print()
+        print(module.table(result["channels"][name]))
     print(f"\n{result['seconds']:.0f} s in all; results in {report.save(result)}")
 
 

@@ -29,6 +29,14 @@ class Settings:
     inbox_messages: int = 1_000_000
     inbox_samples: int = 200
     """Requests timed per inbox figure."""
+    email_messages: int = 5000
+    """Mails in the Dovecot mailbox the email channel reads (`bench/email.py`)."""
+    email_replies: int = 1000
+    """Replies the email channel sends to the SMTP server (at most `email_messages`)."""
+    webchat_visitors: int = 1000
+    """Website chat visitors connected at once (`bench/webchat.py`)."""
+    webchat_replies: int = 1000
+    """Agent replies pushed to chat visitors in the agent → visitor run."""
     quick: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -44,6 +52,10 @@ QUICK = Settings(
     inbox_conversations=2000,
     inbox_messages=20_000,
     inbox_samples=50,
+    email_messages=300,
+    email_replies=300,
+    webchat_visitors=200,
+    webchat_replies=200,
     quick=True,
 )
 
@@ -65,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--inbox-conversations", type=int)
     parser.add_argument("--inbox-messages", type=int)
     parser.add_argument("--inbox-samples", type=int)
+    parser.add_argument("--email-messages", type=int)
+    parser.add_argument("--email-replies", type=int)
+    parser.add_argument("--webchat-visitors", type=int)
+    parser.add_argument("--webchat-replies", type=int)
     return parser
 
 

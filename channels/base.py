@@ -121,9 +121,12 @@ class Outbound:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What `send()` reports: the provider's id for the sent message, if it gives one."""
+    """What `send()` reports: the provider's id for the sent message, if it gives one, and
+    whether it reached the customer now (`False`: a live chat stored it for the customer's next
+    visit, nobody had it open; see `FollowsUpByEmail`)."""
 
     external_id: str = ""
+    reached: bool = True
 
 
 class DeliveryError(Exception):
@@ -198,6 +201,16 @@ class RepliesElsewhere(Protocol):
     reply_channel: str | None
 
 
+@runtime_checkable
+class FollowsUpByEmail(Protocol):
+    """A live chat whose replies also go by email when they did not reach the customer
+    (`Delivery.reached` false): `away_reply_channel` names the email channel, if any, and
+    `away_subject` is the mail's subject for a conversation that has none."""
+
+    away_reply_channel: str | None
+    away_subject: str
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """An HTTP route a channel serves, mounted by the inbox under `/channels/{type}/{name}/`."""
@@ -222,3 +235,85 @@ class Channel(Protocol):
     def routes(self) -> Sequence[Route]: ...
 
     def status(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLine:
+    """One message of a live chat as its customer may see it (never a private note).
+    `external_id` is the Inbound's for the customer's own messages, else empty."""
+
+    id: int
+    author_kind: str  # customer | agent | bot
+    author_name: str
+    text: str
+    created_at: datetime
+    external_id: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    quick_replies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatHistory:
+    """What a returning chat visitor sees: messages after the one they saw last, the status of
+    their latest conversation (`""` before the first), and how far agents have read them
+    (`read_external_id`: the newest customer message an agent has read)."""
+
+    lines: tuple[ChatLine, ...] = ()
+    status: str = ""
+    read_external_id: str = ""
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """What a live-chat channel asks of the layers above (implemented in the inbox layer)."""
+
+    async def history(self, channel: str, visitor: str, *, after: int, limit: int) -> ChatHistory:
+        """Messages of the visitor's conversations on the channel with ids above `after`."""
+        ...
+
+    async def read_upto(self, channel: str, visitors: Sequence[str]) -> Mapping[str, str]:
+        """Per visitor, the external id of their newest message an agent has read."""
+        ...
+
+    async def available(self, channel: str) -> bool:
+        """Whether someone can answer now: within business hours and an agent online with
+        free capacity in the channel's team."""
+        ...
+
+    async def visitor_typing(self, channel: str, visitor: str) -> None:
+        """Tell the agents who see the visitor's conversation that the visitor is typing."""
+        ...
+
+    async def may_download(self, channel: str, visitor: str, url: str) -> bool:
+        """Whether the file at `url` belongs to the visitor: their own upload, or a file of a
+        message the visitor may see (never a private note's) in their conversations."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSignal:
+    """Something about a conversation its chat visitor sees live: `typing` (an agent, named
+    by `value`), or `status` (the conversation's new status in `value`)."""
+
+    channel: str
+    visitor: str
+    kind: str  # typing | status
+    value: str = ""
+
+
+@runtime_checkable
+class FollowsConversations(Protocol):
+    """A live-chat channel: the composition root hands it the backend before start and feeds
+    it signals about its conversations after each commit."""
+
+    def use_chats(self, backend: ChatBackend) -> None: ...
+
+    def follow(self, signal: ChatSignal) -> None: ...
+
+
+@runtime_checkable
+class HoldsConnections(Protocol):
+    """A channel with long-lived client connections (WebSockets): the inbox closes them when it
+    stops serving, before it waits for open requests to finish."""
+
+    async def close_connections(self) -> None: ...

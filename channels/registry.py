@@ -11,15 +11,22 @@ from channels.api import ApiChannel, ApiConfig
 from channels.base import Channel
 from channels.config import ChannelConfig
 from channels.email import EmailChannel, EmailConfig
+from channels.telegram import TelegramChannel, TelegramConfig
+from channels.webchat import WebchatChannel, WebchatConfig
 from channels.webform import WebformChannel, WebformConfig
 
 CHANNEL_TYPES: dict[str, tuple[type[ChannelConfig], Callable[[Any], Channel]]] = {
     "webform": (WebformConfig, WebformChannel),
     "api": (ApiConfig, ApiChannel),
     "email": (EmailConfig, EmailChannel),
+    "telegram": (TelegramConfig, TelegramChannel),
+    "webchat": (WebchatConfig, WebchatChannel),
 }
 
-AnyChannelConfig = Annotated[WebformConfig | ApiConfig | EmailConfig, Field(discriminator="type")]
+AnyChannelConfig = Annotated[
+    WebformConfig | ApiConfig | EmailConfig | TelegramConfig | WebchatConfig,
+    Field(discriminator="type"),
+]
 """What config.yaml's `channels:` entries may be; a new channel type adds itself here too."""
 
 

@@ -17,6 +17,7 @@ from inbox.api import (
     conversations,
     customers,
     events,
+    faq,
     labels,
     me,
     notifications,
@@ -40,6 +41,7 @@ API_ROUTES: list[ApiRoute] = [
     *canned.ROUTES,
     *labels.ROUTES,
     *admin.ROUTES,
+    *faq.ROUTES,
     *events.ROUTES,
     *attachments.ROUTES,
 ]

@@ -1,4 +1,4 @@
-"""The `pishkhan` command: serve, migrate, agent add/token, faq (later), bench."""
+"""The `pishkhan` command: serve, migrate, agent add/token, faq import/export, bench."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bots import knowledge
 from inbox.accounts import AccountError, create_agent, create_api_token
 from inbox.config import Config, ConfigError, load_config
 from inbox.runtime import ROLES, Runtime, ensure_first_admin
@@ -105,6 +106,55 @@ async def _agent_token(config: Config, args: argparse.Namespace) -> None:
     print(token)
 
 
+async def _faq_import(config: Config, text: str, replace: bool) -> knowledge.ImportResult:
+    engine = create_engine(config.storage)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine).begin() as session:
+            return await session.run_sync(knowledge.import_yaml, text, replace=replace)
+    finally:
+        await engine.dispose()
+
+
+async def _faq_export(config: Config) -> str:
+    engine = create_engine(config.storage)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine).begin() as session:
+            return await session.run_sync(knowledge.export_yaml)
+    finally:
+        await engine.dispose()
+
+
+def _faq(config: Config, args: argparse.Namespace) -> int:
+    """`faq import FILE [--replace]` / `faq export [FILE]`; 2 and a message on bad input."""
+    if args.faq_command == "import":
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            result = asyncio.run(_faq_import(config, text, args.replace))
+        except knowledge.KnowledgeError as exc:
+            print(f"error: {args.file} was not imported (nothing changed):", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 2
+        print(
+            f"Imported {args.file}: {result.created} created, {result.updated} updated, "
+            f"{result.deleted} deleted."
+        )
+        return 0
+    text = asyncio.run(_faq_export(config))
+    if args.file in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.file).write_text(text, encoding="utf-8")
+        print(f"Exported the knowledge base to {args.file}.", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pishkhan", description=__doc__)
     parser.add_argument(
@@ -136,6 +186,16 @@ def _parser() -> argparse.ArgumentParser:
     token = agent.add_parser("token", help="create an API bearer token for an agent")
     token.add_argument("email")
     token.add_argument("--name", default="cli")
+    faq = commands.add_parser("faq", help="the FAQ bot's knowledge base").add_subparsers(
+        dest="faq_command", required=True
+    )
+    faq_import = faq.add_parser("import", help="create/update entries from a YAML file")
+    faq_import.add_argument("file")
+    faq_import.add_argument(
+        "--replace", action="store_true", help="also delete entries the file does not list"
+    )
+    faq_export = faq.add_parser("export", help="write every entry as YAML (default: stdout)")
+    faq_export.add_argument("file", nargs="?")
     commands.add_parser("bench", help="run the benchmarks and print a table")
     return parser
 
@@ -162,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_agent_add(config, args))
         elif args.command == "agent" and args.agent_command == "token":
             asyncio.run(_agent_token(config, args))
+        elif args.command == "faq":
+            return _faq(config, args)
         elif args.command == "bench":
             sys.path.insert(0, os.getcwd())
             runpy.run_module("bench", run_name="__main__")

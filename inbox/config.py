@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from channels.registry import CHANNEL_TYPES, AnyChannelConfig
+from inbox.uploads import UploadsConfig
 from routing.config import RoutingConfig
 from storage.config import QueueConfig, StorageConfig
 
@@ -32,6 +33,8 @@ class ServerConfig(BaseModel):
     """Mark the session cookie Secure; turn on whenever the inbox is served over HTTPS."""
     session_hours: float = Field(default=12.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    uploads: UploadsConfig = UploadsConfig()
+    """Files agents attach to replies (their own limits; `max_body_bytes` is for JSON)."""
 
 
 class Config(BaseModel):
@@ -53,6 +56,24 @@ class Config(BaseModel):
         for index, channel in enumerate(self.channels):
             if channel.team is not None and channel.team not in teams:
                 raise ValueError(f"channels[{index}].team: no team named {channel.team!r}")
+        by_name = {channel.name: channel for channel in self.channels}
+        # Web forms answer by email (`reply_channel`); chats follow up by email when the
+        # visitor has left (`away_reply_channel`).
+        for index, channel in enumerate(self.channels):
+            for key in ("reply_channel", "away_reply_channel"):
+                target = getattr(channel, key, None)
+                if target is None:
+                    continue
+                where = f"channels[{index}].{key}: {channel.name!r} replies through {target!r}"
+                other = by_name.get(target)
+                if other is None:
+                    raise ValueError(f"{where}, but no channel is named {target!r}")
+                if other.type != "email":
+                    raise ValueError(
+                        f"{where}, a {other.type} channel; it must be an email channel"
+                    )
+                if channel.enabled and not other.enabled:
+                    raise ValueError(f"{where}, which is disabled (enabled: false)")
         return self
 
 

@@ -10,12 +10,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 
-from channels.base import Channel, Emit, Inbound, StoresFiles
+from channels.base import Channel, Emit, HoldsConnections, Inbound, StoresFiles
 from channels.registry import build_channel
 from inbox.accounts import create_agent
 from inbox.app import create_app
@@ -23,18 +25,21 @@ from inbox.config import Config
 from inbox.metrics import Metrics
 from inbox.realtime import Hub
 from inbox.services import Services
+from inbox.webchat_bridge import WebchatBridge
 from routing.actions import OUTBOUND_TOPIC, Actions
+from routing.bot_turns import button_channels
 from routing.events import Published
 from routing.outbound import Deliverer, DeliverySweep
 from routing.router import INBOUND_TOPIC, Router
+from routing.visitors import Visitors
 from storage.blobs import SqlBlobStore
 from storage.config import QueueConfig
 from storage.cursors import SqlCursorStore
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Agent
-from storage.queue import Handler, Item, Queue
-from storage.queue.sql import SqlQueue
+from storage.queue import Handled, Handler, Item, Queue
+from storage.queue.sql import InTransaction, SqlQueue
 from storage.work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -76,6 +81,20 @@ def _measured(handler: Handler, metrics: Metrics) -> Handler:
             raise
         metrics.routed.labels("ok").inc()
         metrics.route_seconds.observe(time.perf_counter() - started)
+
+    return measured
+
+
+def _measured_in_transaction(router: Router, metrics: Metrics) -> InTransaction:
+    def measured(session: Session, items: Sequence[Item]) -> Handled:
+        started = time.perf_counter()
+        handled = router.handle_in_transaction(session, items)
+        elapsed = time.perf_counter() - started
+        metrics.routed.labels("ok").inc(len(items) - len(handled.failed))
+        metrics.routed.labels("failed").inc(len(handled.failed))
+        for _ in range(len(items) - len(handled.failed)):
+            metrics.route_seconds.observe(elapsed / len(items))
+        return handled
 
     return measured
 
@@ -134,6 +153,8 @@ class Runtime:
             work=self.work,
             notify=self._notify,
             channel_teams={c.name: c.team for c in config.channels},
+            bot_channels=button_channels(config.channels),
+            queue=queue,
         )
         await self.router.start()
         actions = Actions(sessions, queue, self._notify, work=self.work)
@@ -145,10 +166,17 @@ class Runtime:
             work=self.work,
         )
         emit = make_emit(queue, metrics)
-        cursors, blobs = SqlCursorStore(sessions), SqlBlobStore(sessions)
+        cursors = SqlCursorStore(sessions, work=self.work)
+        blobs = SqlBlobStore(sessions, work=self.work)
+        # Hands itself to the website chat channels; follows their conversations' events.
+        teams = {c.name: c.team for c in config.channels}
+        bridge = WebchatBridge(Visitors(sessions, config.routing, teams), hub, channels)
+        self._listeners.append(bridge.publish)
         for channel in channels.values():
             if isinstance(channel, StoresFiles):
                 channel.use_blobs(blobs)
+            if hasattr(channel, "use_public_url"):  # a webhook URL derived from it (Telegram)
+                channel.use_public_url(config.server.public_url)
             await channel.start(emit, cursors)
         self.services = Services(
             config=config,
@@ -158,8 +186,13 @@ class Runtime:
             hub=hub,
             channels=channels,
             metrics=metrics,
+            blobs=blobs,
         )
         if "router" in self.roles:
+            if isinstance(queue, SqlQueue):  # an exclusive one routes as it publishes
+                queue.handle_in_transaction(
+                    INBOUND_TOPIC, _measured_in_transaction(self.router, metrics)
+                )
             self._spawn(
                 queue.consume(
                     INBOUND_TOPIC, _measured(self.router.handle, metrics), stopping=self._stopping
@@ -172,7 +205,13 @@ class Runtime:
             )
             self._spawn(self._tick_forever(), "router-tick")
             # Replies a crash cut short; alone: one process owns the SQLite file.
-            sweep = DeliverySweep(sessions, queue, self._notify, work=self.work)
+            sweep = DeliverySweep(
+                sessions,
+                queue,
+                self._notify,
+                work=self.work,
+                unsent_uploads=timedelta(hours=config.server.uploads.unsent_hours),
+            )
             alone = isinstance(queue, SqlQueue) and self.engine.dialect.name == "sqlite"
             self._spawn(sweep.run(self._stopping, alone=alone), "outbound-sweep")
         if "web" in self.roles:
@@ -213,6 +252,10 @@ class Runtime:
         """Stop intake, let consumers finish what they hold, close channels, dispose the engine.
         Safe to call twice."""
         if self._runner is not None:
+            if self.services is not None:  # open WebSockets would hold the shutdown up
+                for channel in self.services.channels.values():
+                    if isinstance(channel, HoldsConnections):
+                        await channel.close_connections()
             await self._runner.cleanup()
             self._runner = None
         self._stopping.set()

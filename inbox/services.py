@@ -13,6 +13,7 @@ from inbox.login_limiter import LoginLimiter
 from inbox.metrics import Metrics
 from inbox.realtime import Hub
 from routing.actions import Actions
+from storage.blobs import SqlBlobStore
 from storage.db import SessionFactory
 from storage.queue import Queue
 
@@ -26,6 +27,7 @@ class Services:
     hub: Hub
     channels: Mapping[str, Channel]
     metrics: Metrics
+    blobs: SqlBlobStore
     login_limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter())
 
 

@@ -17,12 +17,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bots.normalize import detect_language
+from routing.bot_turns import silence
 from routing.dispatch import assign_waiting, release_agent, set_assignee
 from routing.events import EventLog, Notify, conversation_summary, message_summary
 from routing.mentions import Mentionable, mentioned, notify
+from storage.blobs import URL_PREFIX as UPLOAD_URL
 from storage.db import SessionFactory
 from storage.models import (
     Agent,
+    Attachment,
     CannedResponse,
     ContactPoint,
     Conversation,
@@ -30,6 +34,7 @@ from storage.models import (
     Customer,
     CustomerLabel,
     Event,
+    FaqSuggestion,
     Identity,
     Label,
     Message,
@@ -43,6 +48,8 @@ from storage.work import UnitOfWork
 
 OUTBOUND_TOPIC = "outbound"
 STATUSES = ("open", "pending", "snoozed", "resolved")
+MAX_FAQ_QUESTION = 2000
+MAX_FAQ_ANSWER = 20000
 PRESENCES = ("online", "away", "offline")
 LOCALES = ("fa", "en")
 T = TypeVar("T")
@@ -102,15 +109,29 @@ class Actions:
         *,
         private: bool = False,
         mentions: Sequence[int] = (),
+        attachments: Sequence[str] = (),
     ) -> Message:
         """Store the reply (or private note) first, then queue it for its channel's `send()`.
 
         A private note notifies the agents in `mentions` and those written `@Name` or `@email`
-        in its text; `mentions` on a reply to the customer is refused (`Invalid`)."""
+        in its text; `mentions` on a reply to the customer is refused (`Invalid`).
+
+        `attachments` are ids of files this agent uploaded for this conversation and has not
+        sent yet; the message takes them, in that order. Any other id is a `NotFound`, one sent
+        already (or twice in the list) `Invalid`, and then nothing is stored."""
         if mentions and not private:
             raise Invalid("mentions: only a private note mentions agents")
+        if len(set(attachments)) != len(attachments):
+            raise Invalid("attachments: an id is given twice")
         message = await self._run(
-            _reply, conversation_id, agent_id, text, private, tuple(mentions), self._clock()
+            _reply,
+            conversation_id,
+            agent_id,
+            text,
+            private,
+            tuple(mentions),
+            tuple(attachments),
+            self._clock(),
         )
         if not private:
             await self.queue_delivery(message)
@@ -146,6 +167,31 @@ class Actions:
         """Assign or transfer to an agent and/or a team; `agent_id=None` unassigns."""
         return await self._run(
             _assign, conversation_id, actor_agent_id, agent_id, team_id, set_team, self._clock()
+        )
+
+    async def take_over(self, conversation_id: int, agent_id: int) -> Conversation:
+        """The agent takes the conversation from the bot: the bot says nothing more in it, a
+        conversation still with the bot opens, and one nobody holds is assigned to this agent.
+        Taking over a conversation the bot never had, or has left already, just assigns it."""
+        return await self._run(_take_over, conversation_id, agent_id, self._clock())
+
+    async def suggest_faq(
+        self,
+        conversation_id: int,
+        agent_id: int,
+        question: str | None = None,
+        answer: str | None = None,
+    ) -> FaqSuggestion:
+        """The agent accepts the inbox's offer to turn a question the bot could not answer and
+        their reply into an FAQ entry: a pending suggestion for admins to review
+        (`routing.admin_actions.approve_faq_suggestion` / `reject_faq_suggestion`).
+
+        `question` defaults to the customer's question the bot handed over
+        (`conversation.metadata_["bot"]["unanswered"]`), `answer` to the agent's latest reply in
+        the conversation; `Invalid` when either is then missing or too long. The language is
+        detected from the question."""
+        return await self._run(
+            _suggest_faq, conversation_id, agent_id, question, answer, self._clock()
         )
 
     async def set_status(
@@ -289,6 +335,82 @@ def _conversation(session: Session, conversation_id: int) -> Conversation:
     return conversation
 
 
+def attachment_views(message: Message) -> list[dict[str, Any]]:
+    """A message's files as the API and events show them: `{id, name, content_type, size,
+    url}` (`id` only for files agents uploaded)."""
+    files = message.attachments.get("files", []) if isinstance(message.attachments, dict) else []
+    return [
+        {
+            **({"id": f["id"]} if "id" in f else {}),
+            "name": f.get("filename") or f.get("name") or "",
+            "content_type": f.get("content_type", ""),
+            "size": f.get("size", 0),
+            "url": str(f.get("url", "")),
+        }
+        for f in files
+        if isinstance(f, dict)
+    ]
+
+
+def message_with_files(message: Message) -> dict[str, Any]:
+    """`message_summary` plus the message's attachments, for events and API answers."""
+    return {**message_summary(message), "attachments": attachment_views(message)}
+
+
+def _take_uploads(
+    session: Session, ids: tuple[str, ...], conversation_id: int, agent_id: int
+) -> list[dict[str, Any]]:
+    """The files of `ids`, checked to be this agent's unsent uploads for this conversation (an
+    upload of someone else, or for another conversation, is as good as missing)."""
+    if not ids:
+        return []
+    rows = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Attachment.id,
+                Attachment.filename,
+                Attachment.content_type,
+                Attachment.size,
+                Attachment.conversation_id,
+                Attachment.uploaded_by,
+                Attachment.message_id,
+            ).where(Attachment.id.in_(ids))
+        )
+    }
+    files = []
+    for upload_id in ids:
+        row = rows.get(upload_id)
+        if row is None or row.conversation_id != conversation_id or row.uploaded_by != agent_id:
+            raise NotFound(f"attachment {upload_id}")
+        if row.message_id is not None:
+            raise Invalid(f"attachments: {upload_id} was sent already; upload it again")
+        files.append(
+            {
+                "id": row.id,
+                "filename": row.filename,
+                "content_type": row.content_type,
+                "size": row.size,
+                "url": UPLOAD_URL + row.id,
+            }
+        )
+    return files
+
+
+def _claim_uploads(session: Session, ids: tuple[str, ...], message_id: int) -> None:
+    """Tie the uploads to their message, compare-and-set: a concurrent reply that took one
+    first makes this one fail whole (rolled back) rather than share the file."""
+    if not ids:
+        return
+    taken = session.execute(
+        update(Attachment)
+        .where(Attachment.id.in_(ids), Attachment.message_id.is_(None))
+        .values(message_id=message_id)
+    )
+    if getattr(taken, "rowcount", 0) != len(ids):
+        raise Invalid("attachments: sent already with another message; upload them again")
+
+
 def _reply(
     session: Session,
     conversation_id: int,
@@ -296,10 +418,12 @@ def _reply(
     text: str,
     private: bool,
     mentions: tuple[int, ...],
+    uploads: tuple[str, ...],
     now: datetime,
 ) -> tuple[Message, EventLog]:
     log = EventLog(session)
     conversation = _conversation(session, conversation_id)
+    files = _take_uploads(session, uploads, conversation.id, agent_id)
     message = Message(
         conversation_id=conversation.id,
         channel=conversation.channel,
@@ -308,7 +432,7 @@ def _reply(
         author_agent_id=agent_id,
         private=private,
         text=text,
-        attachments={"files": []},
+        attachments={"files": files},
         delivery_status=None if private else "queued",
         created_at=now,
         metadata_={},
@@ -316,6 +440,7 @@ def _reply(
     session.add(message)
     conversation.last_activity_at = now
     if not private:
+        silence(conversation, log, agent_id=agent_id)
         conversation.waiting_since = None
         if conversation.first_response_at is None:
             conversation.first_response_at = now
@@ -333,10 +458,11 @@ def _reply(
                 now=now,
             )
     session.flush()
+    _claim_uploads(session, uploads, message.id)
     log.add(
         "note.created" if private else "message.created",
         conversation,
-        {"message": message_summary(message)},
+        {"message": message_with_files(message)},
         actor_agent_id=agent_id,
     )
     if private:
@@ -436,6 +562,7 @@ def _assign(
             raise NotFound(f"agent {agent_id}")
     if set_team and team_id is not None and session.get(Team, team_id) is None:
         raise NotFound(f"team {team_id}")
+    silence(conversation, log, agent_id=actor_agent_id)
     if set_team and conversation.team_id != team_id:
         previous = conversation.team_id
         conversation.team_id = team_id
@@ -482,6 +609,7 @@ def _set_status(
 ) -> tuple[Conversation, EventLog]:
     log = EventLog(session)
     conversation = _conversation(session, conversation_id)
+    silence(conversation, log, agent_id=actor_agent_id)
     previous = conversation.status
     if previous != status or conversation.snoozed_until != snoozed_until:
         conversation.status = status
@@ -502,6 +630,99 @@ def _set_status(
         if previous == "open" and status != "open":
             assign_waiting(session, log, now=now)
     return conversation, log
+
+
+def _take_over(
+    session: Session, conversation_id: int, agent_id: int, now: datetime
+) -> tuple[Conversation, EventLog]:
+    log = EventLog(session)
+    conversation = _conversation(session, conversation_id)
+    agent = session.get(Agent, agent_id)
+    if agent is None or not agent.active:
+        raise NotFound(f"agent {agent_id}")
+    silence(conversation, log, agent_id=agent_id)
+    if conversation.assignee_id is None:
+        set_assignee(
+            session,
+            conversation,
+            agent_id,
+            log,
+            reason="took_over",
+            actor_agent_id=agent_id,
+            now=now,
+        )
+    session.flush()
+    return conversation, log
+
+
+def faq_suggestion_summary(suggestion: FaqSuggestion) -> dict[str, Any]:
+    return {
+        "id": suggestion.id,
+        "conversation_id": suggestion.conversation_id,
+        "question": suggestion.question,
+        "answer": suggestion.answer,
+        "language": suggestion.language,
+        "status": suggestion.status,
+        "suggested_by": suggestion.suggested_by,
+        "reviewed_by": suggestion.reviewed_by,
+        "entry_id": suggestion.entry_id,
+        "created_at": suggestion.created_at.isoformat() if suggestion.created_at else None,
+        "reviewed_at": suggestion.reviewed_at.isoformat() if suggestion.reviewed_at else None,
+    }
+
+
+def _suggest_faq(
+    session: Session,
+    conversation_id: int,
+    agent_id: int,
+    question: str | None,
+    answer: str | None,
+    now: datetime,
+) -> tuple[FaqSuggestion, EventLog]:
+    log = EventLog(session)
+    conversation = _conversation(session, conversation_id)
+    state = conversation.metadata_.get("bot") if isinstance(conversation.metadata_, dict) else None
+    if question is None and isinstance(state, dict):
+        question = state.get("unanswered") if isinstance(state.get("unanswered"), str) else None
+    if answer is None:
+        answer = session.scalar(
+            select(Message.text)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.author_kind == "agent",
+                Message.direction == "out",
+                Message.private.is_(False),
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+    question, answer = (question or "").strip(), (answer or "").strip()
+    if not question:
+        raise Invalid("question: the bot left no unanswered question here; write one")
+    if not answer:
+        raise Invalid("answer: no reply of an agent here yet; write one")
+    if len(question) > MAX_FAQ_QUESTION:
+        raise Invalid(f"question: at most {MAX_FAQ_QUESTION} characters")
+    if len(answer) > MAX_FAQ_ANSWER:
+        raise Invalid(f"answer: at most {MAX_FAQ_ANSWER} characters")
+    suggestion = FaqSuggestion(
+        conversation_id=conversation.id,
+        question=question,
+        answer=answer,
+        language=detect_language(question),
+        status="pending",
+        suggested_by=agent_id,
+        created_at=now,
+    )
+    session.add(suggestion)
+    session.flush()
+    log.add(
+        "faq_suggestion.created",
+        conversation,
+        {"suggestion": faq_suggestion_summary(suggestion)},
+        actor_agent_id=agent_id,
+    )
+    return suggestion, log
 
 
 def _set_labels(

@@ -14,18 +14,36 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from channels.base import Channel, DeliveryError, Outbound, RepliesElsewhere, Sender
+from channels.base import (
+    Attachment,
+    Channel,
+    DeliveryError,
+    FollowsUpByEmail,
+    Outbound,
+    RepliesElsewhere,
+    Sender,
+    StoresFiles,
+)
 from routing.actions import OUTBOUND_TOPIC
 from routing.events import EventLog, Notify, message_summary
+from storage.blobs import delete_unsent_uploads
 from storage.db import SessionFactory
-from storage.models import Agent, Conversation, Customer, Identity, Message, utcnow
+from storage.models import (
+    Agent,
+    ContactPoint,
+    Conversation,
+    Customer,
+    Identity,
+    Message,
+    utcnow,
+)
 from storage.queue import Item, Queue
 from storage.work import UnitOfWork
 
@@ -89,13 +107,20 @@ class Deliverer:
         if isinstance(channel, RepliesElsewhere) and channel.reply_channel:
             channel = self._channels.get(channel.reply_channel)  # a web form answers by email
         status, error, external_id = "sent", None, None
-        retry = False
+        retry = followed = False
         if channel is None:
             status, error = "failed", f"channel {outbound.channel!r} is not configured"
+        elif outbound.attachments and not sends_files(channel):
+            # Sending the text alone would let the agent believe the customer got the files.
+            status, error = "failed", cannot_send_files(channel.name)
         else:
             try:
                 delivery = await channel.send(outbound)
                 external_id = delivery.external_id or None
+                if not delivery.reached:
+                    mail_id = await self._follow_up(channel, outbound)
+                    followed = mail_id is not None
+                    external_id = mail_id or external_id
             except DeliveryError as exc:
                 status, error = "failed", exc.reason
                 retry = not exc.permanent and claimed.attempts + 1 < self._max_attempts
@@ -113,6 +138,7 @@ class Deliverer:
             error,
             external_id,
             self._clock(),
+            followed=followed,
         )
         if log is None:
             # The sweep gave this send up for interrupted and someone has acted on that since
@@ -125,6 +151,59 @@ class Deliverer:
         if retry:
             raise Retry(error or "retry")
         return status
+
+    async def _follow_up(self, channel: Channel, outbound: Outbound) -> str | None:
+        """A live chat's reply that found the visitor gone also goes by email, through the
+        channel's `away_reply_channel`, to the email the visitor gave. Returns the mail's id
+        ("" if none), or None when there is nothing to follow up with. A failed mail raises
+        `DeliveryError`, so the reply is retried or shown failed like any other."""
+        if not isinstance(channel, FollowsUpByEmail) or not channel.away_reply_channel:
+            return None
+        email = outbound.recipient.email
+        mailer = self._channels.get(channel.away_reply_channel)
+        if not email or mailer is None:
+            return None
+        copy = replace(
+            outbound,
+            recipient=replace(outbound.recipient, external_id=email),
+            subject=outbound.subject or channel.away_subject,
+        )
+        try:
+            delivery = await mailer.send(copy)
+        except DeliveryError as exc:
+            raise DeliveryError(
+                f"the visitor had left, and the email to {email} failed: {exc.reason}",
+                permanent=exc.permanent,
+            ) from exc
+        return delivery.external_id
+
+
+def sends_files(channel: Channel) -> bool:
+    """Whether the channel can send a reply's attachments: one that is handed the blob store
+    (`StoresFiles`) reads their bytes through it and sends them; any other has no way to."""
+    return isinstance(channel, StoresFiles)
+
+
+def cannot_send_files(channel: str) -> str:
+    return (
+        f"channel {channel!r} cannot send attachments; send the text without them, or the "
+        "files another way"
+    )
+
+
+def outbound_attachments(message: Message) -> tuple[Attachment, ...]:
+    """The files a stored message carries, as the channel fetches them (`BlobStore.get(url)`)."""
+    files = message.attachments.get("files", []) if isinstance(message.attachments, dict) else []
+    return tuple(
+        Attachment(
+            filename=str(f.get("filename") or f.get("name") or "attachment"),
+            content_type=str(f.get("content_type") or "application/octet-stream"),
+            size=int(f.get("size") or 0),
+            url=str(f.get("url", "")),
+        )
+        for f in files
+        if isinstance(f, dict)
+    )
 
 
 def _claim(session: Session, message_id: int, token: str, now: datetime) -> _Claimed | str | None:
@@ -164,14 +243,41 @@ def _claim(session: Session, message_id: int, token: str, now: datetime) -> _Cla
         recipient=Sender(
             external_id=identity.external_id if identity else "",
             name=customer.name if customer else "",
+            email=_email_of(session, conversation.customer_id, identity),
         ),
         text=message.text,
         subject=conversation.subject,
         thread_id=conversation.thread_id,
         in_reply_to=previous_inbound,
-        author_name=author.name if author else "",
+        author_name=author.name if author else _bot_name(message.metadata_),
+        attachments=outbound_attachments(message),
+        quick_replies=quick_replies(message.metadata_),
     )
     return _Claimed(outbound, message.delivery_attempts, token)
+
+
+def _email_of(session: Session, customer_id: int, identity: Identity | None) -> str:
+    """The customer's email address for this reply: the one they wrote from when it is theirs
+    (an email conversation), else the one they gave last (a chat visitor's)."""
+    emails = session.scalars(
+        select(ContactPoint.value)
+        .where(ContactPoint.customer_id == customer_id, ContactPoint.kind == "email")
+        .order_by(ContactPoint.id.desc())
+    ).all()
+    own = identity.external_id.lower() if identity else ""
+    return own if own in emails else (emails[0] if emails else "")
+
+
+def quick_replies(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The choices a message offers (the FAQ bot's), as its channel shows them."""
+    value = metadata.get("quick_replies") if isinstance(metadata, Mapping) else None
+    return tuple(v for v in value if isinstance(v, str) and v) if isinstance(value, list) else ()
+
+
+def _bot_name(metadata: Mapping[str, Any]) -> str:
+    bot = metadata.get("bot") if isinstance(metadata, Mapping) else None
+    name = bot.get("name") if isinstance(bot, Mapping) else None
+    return name if isinstance(name, str) else ""
 
 
 def _record_delivery(
@@ -182,8 +288,11 @@ def _record_delivery(
     error: str | None,
     external_id: str | None,
     now: datetime,
+    *,
+    followed: bool = False,
 ) -> EventLog | None:
-    """Record the outcome of the send that holds `token`; None if that claim was superseded."""
+    """Record the outcome of the send that holds `token`; None if that claim was superseded.
+    `followed`: the reply also went by email, the chat visitor having left."""
     message = session.get(Message, message_id, with_for_update=True, populate_existing=True)
     if message is None or message.metadata_.get(CLAIM) != token:
         return None
@@ -205,6 +314,8 @@ def _record_delivery(
         # Kept apart from `external_id`, whose (channel, external_id) space belongs to the
         # messages customers send: a provider's id for a reply must never collide with one.
         metadata["provider_id"] = external_id
+    if followed:
+        metadata["followed_by_email"] = True
     message.metadata_ = metadata
     log.add("message.delivery", conversation, {"message": message_summary(message)})
     return log
@@ -229,6 +340,9 @@ class DeliverySweep:
       ("interrupted while sending; retry from the inbox"), not queued again, because nobody can
       tell whether the provider got it before the crash, and most channels (email, Telegram) have
       no way to drop a repeat: the agent decides, instead of the customer getting it twice.
+
+    It also deletes files agents uploaded for a reply and never sent, once they are older than
+    `unsent_uploads` (`server.uploads.unsent_hours`).
     """
 
     def __init__(
@@ -242,6 +356,7 @@ class DeliverySweep:
         queued_grace: timedelta = timedelta(minutes=2),
         sending_timeout: timedelta = timedelta(minutes=5),
         interval: float = 60.0,
+        unsent_uploads: timedelta = timedelta(hours=24),
     ) -> None:
         self._sessions = sessions
         self._work = work or UnitOfWork.for_sessions(sessions)
@@ -251,6 +366,7 @@ class DeliverySweep:
         self._queued_grace = queued_grace
         self._sending_timeout = sending_timeout
         self._interval = interval
+        self._unsent_uploads = unsent_uploads
 
     async def run(self, stopping: asyncio.Event, *, alone: bool = False) -> None:
         """Sweep at once, then every `interval` seconds until `stopping` is set.
@@ -263,6 +379,7 @@ class DeliverySweep:
             try:
                 await self.sweep(restarted=started)
                 started = None
+                await self.delete_unsent_uploads()
             except Exception:
                 logger.exception("outbound sweep failed; trying again in %s s", self._interval)
             with contextlib.suppress(TimeoutError):
@@ -315,6 +432,13 @@ class DeliverySweep:
                 interrupted,
             )
         return Swept(republished=tuple(published), interrupted=tuple(interrupted))
+
+    async def delete_unsent_uploads(self) -> int:
+        """Delete uploads no reply took within `unsent_uploads`; returns how many."""
+        deleted = await self._work.run(delete_unsent_uploads, self._clock() - self._unsent_uploads)
+        if deleted:
+            logger.info("deleted %s uploads that were never sent", deleted)
+        return deleted
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,18 +8,23 @@ on its own."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bots.normalize import detect_language
 from channels.base import Inbound
-from routing.assignment import pick_team
+from routing.actions import OUTBOUND_TOPIC
+from routing.assignment import Decision, pick_team
+from routing.bot_turns import BotTurns, Customer
 from routing.config import RoutingConfig
 from routing.delivery_reports import settle_delivery_reports
 from routing.dispatch import Roster, assign_waiting, log_assignment
@@ -36,7 +41,7 @@ from routing.threads import (
 from storage.bulk import insert_ids
 from storage.db import SessionFactory
 from storage.models import Conversation, CustomerLabel, Label, Message, utcnow
-from storage.queue import Item
+from storage.queue import Handled, Item, Queue
 from storage.work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -54,6 +59,8 @@ class Routed:
     message_id: int | None = None
     customer_id: int | None = None
     assignee_id: int | None = None
+    bot_message_id: int | None = None
+    """The bot's answer to it, stored as queued (channels with `bot: faq`)."""
 
 
 _Waiting = tuple[Inbound, "asyncio.Future[Routed]"]
@@ -69,7 +76,12 @@ class Router:
         notify: Notify,
         clock: Callable[[], datetime] = utcnow,
         work: UnitOfWork | None = None,
+        bot_channels: Mapping[str, bool] | None = None,
+        queue: Queue | None = None,
     ) -> None:
+        """`bot_channels`: the channels with `bot: faq`, each with whether it shows buttons
+        (`routing.bot_turns.button_channels`); `queue`: where the bot's replies are queued for
+        delivery after the commit (without one, `DeliverySweep` finds them)."""
         self._work = work or UnitOfWork.for_sessions(sessions)
         self._owns_work = work is None
         self._config = config
@@ -79,14 +91,33 @@ class Router:
         self._team_ids: dict[str, int] = {}
         self._waiting: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._bot = (
+            BotTurns(config.bot, config.business_hours, bot_channels) if bot_channels else None
+        )
+        self._queue = queue
+        self._publishing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Bring the teams table in line with the configuration. Does not consume anything."""
+        """Bring the teams table in line with the configuration, and load the FAQ knowledge
+        base into an empty database when a channel has the bot. Does not consume anything."""
         self._team_ids = await self._work.run(sync_teams, self._config.teams)
+        if self._bot is not None:
+            await self._load_knowledge_base(Path(self._config.bot.knowledge_base))
+
+    async def _load_knowledge_base(self, path: Path) -> None:
+        assert self._bot is not None
+        try:
+            loaded = await self._work.run(self._bot.load_knowledge_base, path)
+        except ValueError as exc:
+            raise ValueError(f"routing.bot.knowledge_base: {path}: {exc}") from exc
+        if loaded:
+            logger.info("loaded %s FAQ entries from %s", loaded, path)
 
     async def stop(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
         if self._owns_work:
             await self._work.close()
 
@@ -114,6 +145,7 @@ class Router:
                         future.set_exception(exc)
                 continue
             await self._notify(log.published())
+            await self._queue_bot_replies(results)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
@@ -122,12 +154,51 @@ class Router:
                 else:
                     future.set_result(result)
 
+    def handle_in_transaction(self, session: Session, items: Sequence[Item]) -> Handled:
+        """Route queue entries inside the transaction that publishes them (the embedded queue
+        does this: one commit stores a message and routes it). What fails stays queued."""
+        failed: dict[str, str] = {}
+        decoded: list[tuple[Item, Inbound]] = []
+        for item in items:
+            try:
+                decoded.append((item, Inbound.from_json(item.payload)))
+            except (ValueError, KeyError, TypeError) as exc:
+                failed[item.id] = f"{type(exc).__name__}: {exc}"
+        results, log = self._route_batch(session, [inbound for _, inbound in decoded])
+        for (item, _), result in zip(decoded, results, strict=True):
+            if isinstance(result, Exception):
+                failed[item.id] = f"{type(result).__name__}: {result}"
+        published = log.published
+
+        async def after_commit() -> None:
+            await self._notify(published())
+            # Called from inside the queue's own publishing: publishing to it now would wait on
+            # itself, so the bot's replies are queued by a task of their own.
+            task = asyncio.ensure_future(self._queue_bot_replies(results))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+        return Handled(failed, after_commit)
+
     def _route_batch(
         self, session: Session, inbounds: Sequence[Inbound]
     ) -> tuple[list[Routed | Exception], EventLog]:
         """Route the batch in one go; if anything in it fails, route message by message in
         savepoints, so that one bad message fails alone."""
         log, roster = EventLog(session), Roster(session)
+        if self._bot is not None:
+            self._bot.refresh(session, inbounds)  # one query; re-indexes only after a change
+        try:
+            return self._route_batch_with(session, inbounds, log, roster), log
+        except BaseException:
+            log.discard_since(0)  # the caller rolls back: none of its events happened
+            raise
+
+    def _route_batch_with(
+        self, session: Session, inbounds: Sequence[Inbound], log: EventLog, roster: Roster
+    ) -> list[Routed | Exception]:
+        if not inbounds:
+            return []
         checkpoint, load = log.checkpoint(), roster.snapshot()
         rules = load_enabled(session)  # the admins' rules: one query per batch
         savepoint = session.begin_nested()
@@ -142,7 +213,7 @@ class Router:
             results = [self._route_one_safely(session, i, log, roster, rules) for i in inbounds]
         roster.save()
         session.flush()
-        return results, log
+        return results
 
     def _route_one_safely(
         self,
@@ -214,9 +285,18 @@ class Router:
             reopen_window=timedelta(hours=self._config.reopen_window_hours),
         )
         assignments = []
-        for who, thread in zip(resolved, threaded, strict=True):
+        for inbound, who, thread in zip(fresh, resolved, threaded, strict=True):
             conversation = thread.conversation
             previous = conversation.assignee_id
+            with_bot = self._bot is not None and self._bot.serves(inbound.channel)
+            if thread.change == "created" and with_bot:
+                conversation.status, conversation.waiting_since = "bot", None
+            elif conversation.status == "bot" and not with_bot:
+                conversation.status = "open"  # the channel's bot was switched off since
+            if conversation.status == "bot":  # the bot answers first; no agent yet
+                conversation.last_activity_at = now
+                assignments.append((previous, Decision(previous, "bot")))
+                continue
             decision = roster.choose(conversation, who.customer.owner_id)
             conversation.assignee_id = decision.agent_id
             if decision.agent_id != previous:
@@ -230,6 +310,7 @@ class Router:
         for thread, message in zip(threaded, messages, strict=True):  # ids ascend in a batch
             thread.conversation.last_inbound_message_id = message.id
         save_conversations(session, [t.conversation for t in threaded])
+        _note_edits_and_start_payloads(session, fresh, [t.conversation for t in threaded])
         routed: dict[tuple[str, str], Routed] = {}
         for inbound, who, thread, message, (previous, decision) in zip(
             fresh, resolved, threaded, messages, assignments, strict=True
@@ -259,6 +340,8 @@ class Router:
                 customer_id=who.customer.id,
                 assignee_id=decision.agent_id,
             )
+        if self._bot is not None:
+            _take_bot_turns(self._bot, session, fresh, resolved, threaded, routed, log, roster, now)
         results: list[Routed] = []
         for inbound in inbounds:
             result = routed.pop((inbound.channel, inbound.external_id), None)
@@ -287,6 +370,23 @@ class Router:
                 return team_id
         name = name or self._channel_teams.get(inbound.channel) or self._config.default_team
         return self._team_ids.get(name) if name else None
+
+    async def _queue_bot_replies(self, results: Iterable[Routed | Exception]) -> None:
+        """Queue the bot's committed replies for the Deliverer; one the queue refuses stays
+        queued in the database, and `DeliverySweep` publishes it again."""
+        if self._queue is None:
+            return
+        for result in results:
+            if not isinstance(result, Routed) or result.bot_message_id is None:
+                continue
+            try:
+                await self._queue.publish(
+                    OUTBOUND_TOPIC,
+                    f"conversation:{result.conversation_id}",
+                    str(result.bot_message_id).encode(),
+                )
+            except Exception:
+                logger.exception("bot reply %s: not queued; the sweep will", result.bot_message_id)
 
     async def tick(self) -> None:
         """Periodic upkeep: wake snoozed conversations whose time has come, and give waiting
@@ -319,15 +419,74 @@ class Router:
         return log
 
 
+def _take_bot_turns(
+    bot: BotTurns,
+    session: Session,
+    fresh: Sequence[Inbound],
+    resolved: Sequence[Any],
+    threaded: Sequence[Any],
+    routed: dict[tuple[str, str], Routed],
+    log: EventLog,
+    roster: Roster,
+    now: datetime,
+) -> None:
+    """The bot's turns for the batch's messages on its channels, after their own events."""
+    customers = [
+        Customer(inbound, thread.conversation, who.customer.owner_id)
+        for inbound, who, thread in zip(fresh, resolved, threaded, strict=True)
+    ]
+    queued = bot.take_turns(session, customers, log, roster, now)
+    for position, message_id in queued.items():
+        customer = customers[position]
+        key = (customer.inbound.channel, customer.inbound.external_id)
+        routed[key] = dataclasses.replace(
+            routed[key],
+            bot_message_id=message_id,
+            assignee_id=customer.conversation.assignee_id,
+        )
+
+
+_STORED = select(Message.channel, Message.external_id).where(
+    tuple_(Message.channel, Message.external_id).in_(bindparam("keys", expanding=True))
+)
+
+
 def _stored(session: Session, inbounds: Sequence[Inbound]) -> set[tuple[str, str]]:
     """Which of these messages are stored already (a redelivery)."""
-    keys = {(inbound.channel, inbound.external_id) for inbound in inbounds}
-    rows = session.execute(
-        select(Message.channel, Message.external_id).where(
-            tuple_(Message.channel, Message.external_id).in_(keys)
-        )
-    )
+    keys = list({(inbound.channel, inbound.external_id) for inbound in inbounds})
+    rows = session.execute(_STORED, {"keys": keys})
     return {(channel, external_id) for channel, external_id in rows if external_id}
+
+
+def _note_edits_and_start_payloads(
+    session: Session, inbounds: Sequence[Inbound], conversations: Sequence[ConversationRef]
+) -> None:
+    """Chat channels' extras: an edit (metadata `edit_of`: the original's external id) marks the
+    original `edited`; a deep-link payload (`start_payload`) is recorded on the conversation.
+    One query and one update each, and only for batches that carry them."""
+    originals = {(i.channel, i.metadata["edit_of"]) for i in inbounds if i.metadata.get("edit_of")}
+    if originals:
+        rows = session.execute(
+            select(Message.id, Message.metadata_).where(
+                tuple_(Message.channel, Message.external_id).in_(originals)
+            )
+        ).all()
+        if rows:
+            session.execute(
+                update(Message),
+                [{"id": row.id, "metadata_": {**row.metadata_, "edited": True}} for row in rows],
+            )
+    changed: dict[int, ConversationRef] = {}
+    for inbound, conversation in zip(inbounds, conversations, strict=True):
+        payload = inbound.metadata.get("start_payload")
+        if payload and conversation.metadata_.get("start_payload") != payload:
+            conversation.metadata_ = {**conversation.metadata_, "start_payload": payload}
+            changed[conversation.id] = conversation
+    if changed:
+        session.execute(
+            update(Conversation),
+            [{"id": c.id, "metadata_": c.metadata_} for c in changed.values()],
+        )
 
 
 def _load_labels(session: Session, customers: Sequence[CustomerRef]) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -222,6 +222,7 @@ class Message(Base):
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         # Unread counts: the customer's messages after a read marker, one index range each.
         Index("ix_messages_conversation_direction_id", "conversation_id", "direction", "id"),
+        Index("ix_messages_provider_id", "provider_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -243,6 +244,15 @@ class Message(Base):
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    provider_id: Mapped[str | None] = mapped_column(String(500))
+    """The provider's id for a reply we sent (an email's Message-ID): `metadata_["provider_id"]`,
+    copied here whenever the metadata is set, so delivery reports find their reply by index."""
+
+    @validates("metadata_")
+    def _copy_provider_id(self, _key: str, value: dict[str, Any] | None) -> Any:
+        provider_id = (value or {}).get("provider_id")
+        self.provider_id = str(provider_id) if provider_id else None
+        return value
 
 
 class Label(Base):
@@ -383,10 +393,15 @@ class Attachment(Base):
     """A file a message carried (a mail attachment), kept in the database beside it.
 
     `id` is random (it appears in download URLs); `channel` and `external_id` name the message
-    it belongs to, which decides who may download it."""
+    it belongs to, which decides who may download it. A file an agent uploads for a reply is
+    named by `conversation_id`, `uploaded_by` and (once sent) `message_id` instead."""
 
     __tablename__ = "attachments"
-    __table_args__ = (Index("ix_attachments_channel_external_id", "channel", "external_id"),)
+    __table_args__ = (
+        Index("ix_attachments_channel_external_id", "channel", "external_id"),
+        # Unsent uploads (no message yet) for the cleanup; a sent one's files by message.
+        Index("ix_attachments_message_id_conversation_id", "message_id", "conversation_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     channel: Mapped[str] = mapped_column(String(100))
@@ -397,6 +412,14 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    """Set on a file an agent uploaded for a reply: the one conversation it may be sent in."""
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    """The agent who uploaded it: until it is sent, nobody else may use or see it."""
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    """The reply or note that carries the upload; `None` while unsent (cleaned up later)."""
 
 
 class RoutingRule(Base):
@@ -417,3 +440,44 @@ class RoutingRule(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FaqEntry(Base):
+    """One entry of the FAQ bot's knowledge base: a question, the other ways people ask it,
+    and the answer, in one language."""
+
+    __tablename__ = "faq_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    alternatives: Mapped[list[str]] = mapped_column(JSON)
+    answer: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(10), index=True)
+    """`fa` or `en`."""
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FaqSuggestion(Base):
+    """A question the bot could not answer and the reply an agent gave, offered as a new FAQ
+    entry; admins approve (it becomes an entry) or reject it."""
+
+    __tablename__ = "faq_suggestions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    """pending | approved | rejected"""
+    suggested_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("faq_entries.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_at: Mapped[datetime | None]

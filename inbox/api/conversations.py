@@ -28,10 +28,12 @@ from inbox.api.base import (
 )
 from inbox.realtime import can_see
 from inbox.services import SERVICES
+from routing.actions import attachment_views, message_with_files
 from routing.events import conversation_summary, message_summary
 from routing.history import customer_profile
 from storage.models import (
     Agent,
+    Attachment,
     Conversation,
     ConversationLabel,
     Customer,
@@ -59,11 +61,25 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+UploadId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
 class ReplyBody(Body):
-    text: str = Field(min_length=1, max_length=100_000)
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100_000,
+        description="Required unless `attachments` are given",
+    )
     private: bool = False
     mentions: list[Id] = Field(
         default_factory=list, max_length=50, description="Agents a private note notifies"
+    )
+    attachments: list[UploadId] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Ids from POST /conversations/{id}/attachments: the caller's own uploads "
+        "for this conversation, not sent yet",
     )
 
 
@@ -383,17 +399,7 @@ def _safe_url(url: str) -> str:
 
 
 def _attachments(message: Message) -> list[dict[str, Any]]:
-    files = message.attachments.get("files", []) if isinstance(message.attachments, dict) else []
-    return [
-        {
-            "name": f.get("filename") or f.get("name") or "",
-            "content_type": f.get("content_type", ""),
-            "size": f.get("size", 0),
-            "url": _safe_url(str(f.get("url", ""))),
-        }
-        for f in files
-        if isinstance(f, dict)
-    ]
+    return [{**file, "url": _safe_url(file["url"])} for file in attachment_views(message)]
 
 
 async def _names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
@@ -522,18 +528,38 @@ async def _check_visible(request: web.Request, conversation_id: int) -> None:
         await load_visible(session, principal(request), conversation_id)
 
 
+async def _files_fit(request: web.Request, ids: Sequence[str]) -> None:
+    """Refuse a reply whose files together pass the per-reply limits (they may have been
+    uploaded in several requests); whose files they are is checked when the reply takes them."""
+    limits = request.app[SERVICES].config.server.uploads
+    if len(ids) > limits.max_files:
+        raise ApiError(413, f"attachments: at most {limits.max_files} files go with one reply")
+    if not ids:
+        return
+    async with request.app[SERVICES].sessions() as session:
+        size = await session.scalar(
+            select(func.coalesce(func.sum(Attachment.size), 0)).where(Attachment.id.in_(ids))
+        )
+    if int(size or 0) > limits.max_message_bytes:
+        raise ApiError(413, f"attachments: larger than {limits.max_message_bytes} bytes together")
+
+
 async def post_message(request: web.Request) -> web.StreamResponse:
     conversation_id = int_param(request, "id")
     body = await read_json(request, ReplyBody)
+    if body.text is None and not body.attachments:
+        raise ApiError(422, "text: Field required (unless attachments are given)")
     await _check_visible(request, conversation_id)
+    await _files_fit(request, body.attachments)
     message = await request.app[SERVICES].actions.reply(
         conversation_id,
         principal(request).id,
-        body.text,
+        body.text or "",
         private=body.private,
         mentions=body.mentions,
+        attachments=body.attachments,
     )
-    return json_response(message_summary(message), status=201)
+    return json_response(message_with_files(message), status=201)
 
 
 async def assign(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,80 @@ from inbox.api.base import CSRF_HEADER, SESSION_COOKIE, ApiRoute, json_response
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
+_UPLOADED = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "name": {"type": "string"},
+        "content_type": {"type": "string", "description": "sniffed from the bytes"},
+        "size": {"type": "integer"},
+        "url": {"type": "string"},
+        "conversation_id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+FORM_OPERATIONS: dict[str, dict[str, Any]] = {
+    "upload_attachments": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "One or more files (each a `file` part)",
+                            }
+                        },
+                        "required": ["file"],
+                    }
+                }
+            },
+        },
+        "responses": {
+            "201": {
+                "description": "Stored; send the ids with the reply",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"attachments": {"type": "array", "items": _UPLOADED}},
+                        }
+                    }
+                },
+            },
+            "413": {"description": "A file, or the files together, past the size limits"},
+            "415": {"description": "Not multipart, or a file type the policy refuses"},
+        },
+    },
+    "import_faq": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/yaml": {
+                    "schema": {"type": "string", "description": "The knowledge base (UTF-8)"}
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+            },
+        },
+        "responses": {
+            "200": {"description": "Imported: `{replace, created, updated, deleted, ids}`"},
+            "413": {"description": "Larger than the server's body limit"},
+            "415": {"description": "Neither YAML nor a form with `file`"},
+            "422": {"description": "Nothing imported: `{error, problems: [...]}`"},
+        },
+    },
+}
+"""Operations whose body is not JSON (file uploads), described by hand, by operation id."""
+
 
 def build_spec(routes: Sequence[ApiRoute], *, prefix: str = "/api/v1") -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
@@ -53,6 +127,9 @@ def build_spec(routes: Sequence[ApiRoute], *, prefix: str = "/api/v1") -> dict[s
                     }
                 },
             }
+        if form := FORM_OPERATIONS.get(route.handler.__name__):
+            operation["requestBody"] = form["requestBody"]
+            operation["responses"] = {**operation["responses"], **form["responses"]}
         paths.setdefault(prefix + route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",

@@ -337,3 +337,26 @@ async def test_one_failing_message_fails_alone_and_the_others_events_are_logged(
     published = [e for e in desk.events if e.type == "message.created"]
     assert len(published) == 3
     assert {e.id for e in desk.events} <= logged  # every published event is in the log
+
+
+async def test_routing_inside_the_publishing_transaction(desk: Desk) -> None:
+    """The embedded queue routes entries in the commit that queues them: a malformed entry
+    fails alone, the rest is stored, and the events go out only when told (after commit)."""
+    from storage.queue import Item
+    from storage.work import UnitOfWork
+
+    good = inbound("سفارشم هنوز نرسیده", who="sara@example.com", email="sara@example.com")
+    items = [
+        Item(id="1", topic="inbound", key="a", payload=good.to_json()),
+        Item(id="2", topic="inbound", key="b", payload=b"{not json"),
+    ]
+    work = UnitOfWork.for_sessions(desk.sessions)
+    try:
+        handled = await work.run(desk.router.handle_in_transaction, items)
+    finally:
+        await work.close()
+    assert set(handled.failed) == {"2"} and "JSONDecodeError" in handled.failed["2"]
+    assert await desk.count(Message) == 1
+    assert desk.events == []  # nothing announced before the queue says it committed
+    await handled.after_commit()
+    assert [e.type for e in desk.events][:2] == ["conversation.created", "message.created"]

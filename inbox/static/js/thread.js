@@ -2,6 +2,7 @@
 
 import * as api from "./api.js";
 import { avatar, clear, h, icon, replace, toast } from "./dom.js";
+import { botActivityText, botBanner, botDetails, faqOffer } from "./faq.js";
 import { channelName, channelType, fullTime, num, relative, shortTime, t } from "./i18n.js";
 import { agentName, emit, state, teamName } from "./state.js";
 
@@ -138,7 +139,7 @@ function deliveryOf(message) {
 function authorName(message) {
   if (message.author && message.author.name) return message.author.name;
   if (message.author_kind === "agent") return agentName(message.author_agent_id);
-  if (message.author_kind === "bot") return t("bot");
+  if (message.author_kind === "bot") return message.metadata?.bot?.name || t("bot");
   if (message.author_kind === "customer") return state.current?.customer?.name || t("customer");
   return t("system");
 }
@@ -168,12 +169,14 @@ function messageNode(message) {
         h("strong", { dir: "auto" }, name),
         kind === "note" ? h("span.tag.note-tag", {}, t("private_note")) : null,
         kind === "bot" ? h("span.tag.bot-tag", {}, t("bot")) : null,
+        message.metadata?.edit_of || message.metadata?.edited ? h("span.tag.edited-tag", {}, t("edited")) : null,
         message.subject && message.subject !== state.current?.subject
           ? h("span.msg-subject", { dir: "auto" }, message.subject)
           : null,
         h("time", { datetime: message.created_at, title: fullTime(message.created_at) }, shortTime(message.created_at)),
       ),
       bodyOf(message),
+      kind === "bot" ? botDetails(message) : null,
       attachmentsOf(message),
       deliveryOf(message),
     ),
@@ -187,6 +190,8 @@ function activityText(activity) {
   const data = activity.data || {};
   const type = activity.type || "";
   const auto = !actorName;
+  const bot = botActivityText(activity);
+  if (bot) return bot;
   if (type === "conversation.assigned") {
     const to = agentName(data.to ?? data.agent_id ?? data.assignee_id) || t("nobody");
     return auto ? t("act_assigned_auto", { to }) : t("act_assigned", { actor: actorName, to });
@@ -377,6 +382,7 @@ function header(detail) {
           (id) => assignTo({ agent_id: null, team_id: Number(id), set_team: true }), { className: "team-select" })
         : null,
       statusActions),
+    botBanner(detail),
     labelEditor(detail.labels || []),
   );
 }
@@ -402,15 +408,114 @@ function cannedCandidates(query) {
     .map((c) => ({ label: `/${c.shortcut}`, hint: c.title || c.text.slice(0, 60), insert: c.text }));
 }
 
-function buildComposer() {
+// ---- files attached in the composer: uploaded at once, sent by id with the reply
+
+function uploadError(error, name) {
+  if (error.status === 413) return t("file_too_large", { name });
+  if (error.status === 415) return t("file_type_refused", { name });
+  if (error.status === 422 && /empty/.test(error.message)) return t("file_empty", { name });
+  return t("upload_failed", { name, error: error.message });
+}
+
+/** The composer's attachments: chips with name, size, progress, errors and remove. */
+function attachmentTray(conversationId) {
+  const list = h("div.composer-files", { hidden: true, "aria-live": "polite" });
+  const files = [];
+  const render = () => {
+    replace(list, files.map((f) => {
+      f.bar = f.status === "uploading" ? h("i") : null;
+      if (f.bar) f.bar.style.width = `${Math.round(f.progress * 100)}%`;
+      return h(`div.file-chip.fc-${f.status}`, { title: f.error || f.name, dataset: { status: f.status } },
+        icon("paperclip", 13),
+        h("span.file-name", { dir: "auto" }, f.name),
+        h("small.file-size", { dir: "auto" }, f.status === "error" ? f.error : f.status === "uploading" ? t("uploading") : bytes(f.size)),
+        f.bar ? h("span.file-progress", { role: "progressbar" }, f.bar) : null,
+        h("button.chip-x", { type: "button", title: t("remove_file"), "aria-label": `${t("remove_file")} ${f.name}`, onclick: () => remove(f) }, "×"));
+    }));
+    list.hidden = files.length === 0;
+  };
+  const remove = (f) => {
+    const index = files.indexOf(f);
+    if (index >= 0) files.splice(index, 1);
+    f.removed = true;
+    if (f.upload) api.del(`/attachments/${f.upload.id}`).catch(() => {});
+    render();
+  };
+  const add = (picked) => {
+    for (const file of picked) {
+      const f = { name: file.name || "file", size: file.size, status: "uploading", progress: 0, error: "", upload: null, removed: false };
+      files.push(f);
+      api.upload(`/conversations/${conversationId}/attachments`, [file], (fraction) => {
+        f.progress = fraction;
+        if (f.bar) f.bar.style.width = `${Math.round(fraction * 100)}%`;
+      }).then((answer) => {
+        f.upload = answer.attachments[0];
+        f.status = "ready";
+        if (f.removed) api.del(`/attachments/${f.upload.id}`).catch(() => {});
+        render();
+      }).catch((error) => {
+        f.status = "error";
+        f.error = uploadError(error, f.name);
+        if (!f.removed) toast(f.error, "error");
+        render();
+      });
+    }
+    render();
+  };
+  return {
+    node: list,
+    add,
+    busy: () => files.some((f) => f.status === "uploading"),
+    ids: () => files.filter((f) => f.status === "ready").map((f) => f.upload.id),
+    clear: () => { files.splice(0, files.length); render(); },
+  };
+}
+
+function buildComposer(conversationId) {
   const textarea = h("textarea.composer-input", { rows: 3, dir: "auto", "aria-label": t("reply") });
   const tabs = h("div.composer-tabs", { role: "tablist" });
   const suggest = h("div.suggest", { role: "listbox", hidden: true });
   const sendButton = h("button.btn.primary.send", { type: "button" });
   const notice = h("div.collision", { hidden: true, "aria-live": "polite" });
-  const box = h("div.composer", {}, notice, tabs, h("div.composer-box", {}, textarea, suggest),
-    h("div.composer-foot", {}, h("span.muted.small.hint"), sendButton));
-  const self = { box, textarea, mode: "reply", mentions: new Map(), items: [], active: 0, lastTyping: 0, conversationId: null, notice };
+  const tray = attachmentTray(conversationId);
+  const picker = h("input.file-input", { type: "file", multiple: true, hidden: true, tabindex: "-1" });
+  const attachButton = h("button.btn.sm.attach", { type: "button", title: t("attach_title"), "aria-label": t("attach"), onclick: () => picker.click() },
+    icon("paperclip", 14), t("attach"));
+  picker.addEventListener("change", () => {
+    tray.add([...picker.files]);
+    picker.value = "";
+  });
+  const box = h("div.composer", { dataset: { drop: t("drop_files") } }, notice, tabs, h("div.composer-box", {}, textarea, suggest), tray.node,
+    h("div.composer-foot", {}, h("div.foot-start", {}, attachButton, picker, h("span.muted.small.hint")), sendButton));
+  const self = { box, textarea, mode: "reply", mentions: new Map(), items: [], active: 0, lastTyping: 0, conversationId, notice, tray };
+
+  // Files dropped anywhere on the composer, or pasted into the text box, are attached.
+  let dragDepth = 0;
+  const carriesFiles = (event) => [...(event.dataTransfer?.types || [])].includes("Files");
+  box.addEventListener("dragenter", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    dragDepth += 1;
+    box.classList.add("drag-over");
+  });
+  box.addEventListener("dragover", (event) => { if (carriesFiles(event)) event.preventDefault(); });
+  box.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (!dragDepth) box.classList.remove("drag-over");
+  });
+  box.addEventListener("drop", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    dragDepth = 0;
+    box.classList.remove("drag-over");
+    tray.add([...event.dataTransfer.files]);
+  });
+  textarea.addEventListener("paste", (event) => {
+    const pasted = [...(event.clipboardData?.files || [])];
+    if (!pasted.length) return;
+    event.preventDefault();
+    tray.add(pasted);
+  });
 
   const setMode = (mode) => {
     self.mode = mode;
@@ -495,20 +600,29 @@ function buildComposer() {
 
   const send = async () => {
     const text = textarea.value.trim();
-    if (!text || !self.conversationId) return;
+    if (tray.busy()) {
+      toast(t("wait_uploads"), "info");
+      return;
+    }
+    const attachments = tray.ids();
+    if ((!text && !attachments.length) || !self.conversationId) return;
     const isNote = self.mode === "note";
     const mentions = isNote ? [...self.mentions].filter(([tag]) => text.includes(tag)).map(([, id]) => id) : [];
     sendButton.disabled = true;
     const path = `/conversations/${self.conversationId}/messages`;
+    const body = { private: isNote };
+    if (text) body.text = text;
+    if (attachments.length) body.attachments = attachments;
     try {
       try {
-        await api.post(path, isNote ? { text, private: true, mentions } : { text, private: false });
+        await api.post(path, isNote ? { ...body, mentions } : body);
       } catch (error) {
         // Older servers refuse the `mentions` key; they read @Name from the text instead.
         if (!(isNote && error.status === 422 && /mentions/.test(error.message))) throw error;
-        await api.post(path, { text, private: true });
+        await api.post(path, body);
       }
       textarea.value = "";
+      tray.clear();
       self.mentions.clear();
       emit("refresh-thread");
       emit("refresh-list");
@@ -565,9 +679,10 @@ export function renderThread(pane, detail, { keepComposer = false } = {}) {
     }
     messages.appendChild(item.node());
   }
+  const offer = faqOffer(detail);
+  if (offer) messages.appendChild(offer);
   if (!composer || !keepComposer || composer.conversationId !== detail.id) {
-    composer = buildComposer();
-    composer.conversationId = detail.id;
+    composer = buildComposer(detail.id);
   }
   replace(pane, header(detail), messages, composer.box);
   renderCollision();
