@@ -12,17 +12,41 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.config import StorageConfig
 
-SessionFactory = async_sessionmaker[AsyncSession]
+
+class SessionFactory(async_sessionmaker[AsyncSession]):
+    """`factory()` gives a session for reading; `factory.begin()` one that writes. On SQLite the
+    difference matters: a writing transaction takes the write lock when it begins, a reading
+    one takes none and never waits behind the writer (WAL)."""
+
+    _writer: async_sessionmaker[AsyncSession] | None = None
+
+    def begin(self) -> _AsyncSessionContextManager[AsyncSession]:
+        bind = self.kw["bind"]
+        if not (isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite"):
+            return super().begin()
+        if self._writer is None:
+            writer = bind.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            self._writer = async_sessionmaker(**{**self.kw, "bind": writer})
+        return self._writer.begin()
+
+
 _SQLITE_SYNCHRONOUS: WeakKeyDictionary[Engine, str] = WeakKeyDictionary()
 
 
-def install_sqlite_pragmas(engine: Engine, synchronous: str) -> None:
-    """WAL, foreign keys, a busy timeout, and every transaction opened as IMMEDIATE: a deferred
-    read-then-write transaction fails with SQLITE_BUSY instead of waiting its turn."""
+BEGIN_OPTION = "sqlite_begin"
+"""The execution option naming how a SQLite transaction begins: IMMEDIATE or DEFERRED."""
+
+
+def install_sqlite_pragmas(engine: Engine, synchronous: str, *, begin: str = "IMMEDIATE") -> None:
+    """WAL, foreign keys, a busy timeout, and transactions opened as `begin` unless the
+    connection's `sqlite_begin` option says otherwise. A transaction that writes must begin
+    IMMEDIATE: a deferred read-then-write one fails with SQLITE_BUSY instead of waiting its
+    turn. One that only reads begins DEFERRED and, in WAL mode, never waits for a writer."""
     _SQLITE_SYNCHRONOUS[engine] = synchronous
 
     @event.listens_for(engine, "connect")
@@ -37,7 +61,8 @@ def install_sqlite_pragmas(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = conn.get_execution_options().get(BEGIN_OPTION, begin)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN DEFERRED")
 
 
 def sqlite_synchronous(engine: Engine) -> str:
@@ -48,7 +73,10 @@ def create_engine(config: StorageConfig) -> AsyncEngine:
     """Build the engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
     if config.url.startswith("sqlite"):
         engine = create_async_engine(config.url, echo=config.echo, connect_args={"timeout": 30})
-        install_sqlite_pragmas(engine.sync_engine, config.sqlite_synchronous.upper())
+        # Reads begin DEFERRED; `SessionFactory.begin()` and migrations write, and say so.
+        install_sqlite_pragmas(
+            engine.sync_engine, config.sqlite_synchronous.upper(), begin="DEFERRED"
+        )
         return engine
     connect_args: dict[str, Any] = {}
     if config.schema_:
@@ -63,7 +91,7 @@ def create_engine(config: StorageConfig) -> AsyncEngine:
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return SessionFactory(engine, expire_on_commit=False)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

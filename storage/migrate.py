@@ -9,6 +9,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.db import BEGIN_OPTION
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -26,5 +28,5 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def _upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with engine.begin() as connection:
+    async with engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}).begin() as connection:
         await connection.run_sync(_upgrade)
