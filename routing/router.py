@@ -330,7 +330,15 @@ class Router:
                         },
                     },
                 )
-            log.add("message.created", conversation, {"message": message_summary(message)})
+            files = [
+                {"name": a.filename, "content_type": a.content_type, "size": a.size, "url": a.url}
+                for a in inbound.attachments
+            ]
+            log.add(
+                "message.created",
+                conversation,
+                {"message": {**message_summary(message), "attachments": files}},
+            )
             if decision.agent_id != previous:
                 log_assignment(log, conversation, previous, reason=decision.reason)
             routed[(inbound.channel, inbound.external_id)] = Routed(

@@ -360,3 +360,25 @@ async def test_routing_inside_the_publishing_transaction(desk: Desk) -> None:
     assert desk.events == []  # nothing announced before the queue says it committed
     await handled.after_commit()
     assert [e.type for e in desk.events][:2] == ["conversation.created", "message.created"]
+
+
+async def test_the_message_event_carries_the_customers_files(desk: Desk) -> None:
+    from channels.base import Attachment
+
+    message = Inbound(
+        channel="contact",
+        external_id="with-files",
+        sender=Sender(external_id="sara@example.com", email="sara@example.com"),
+        text="فاکتور را پیوست کردم",
+        attachments=(Attachment("فاکتور.pdf", "application/pdf", 1234, "/api/v1/attachments/abc"),),
+    )
+    await desk.router.route(message)
+    [created] = [e for e in desk.events if e.type == "message.created"]
+    assert created.data["message"]["attachments"] == [
+        {
+            "name": "فاکتور.pdf",
+            "content_type": "application/pdf",
+            "size": 1234,
+            "url": "/api/v1/attachments/abc",
+        }
+    ]
