@@ -132,8 +132,21 @@ def compose_reply(
             maintype=maintype or "application",
             subtype=subtype or "octet-stream",
             filename=filename,
+            params=_text_charset(maintype, data),
         )
     return message
+
+
+def _text_charset(maintype: str, data: bytes) -> dict[str, str]:
+    """A text file that is UTF-8 says so, or Persian in a .txt or .csv shows garbled in clients
+    that assume Latin-1; one in another charset is left unlabelled rather than mislabelled."""
+    if maintype != "text":
+        return {}
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}
+    return {"charset": "utf-8"}
 
 
 def _is_message_id(value: str | None) -> bool:
