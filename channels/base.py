@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
@@ -117,6 +117,9 @@ class Outbound:
     quick_replies: tuple[str, ...] = ()
     """Choices the customer can tap (the bot's suggestions): buttons where the channel has
     them, numbered lines where it does not."""
+    template: TemplateMessage | None = None
+    """An approved template to send instead of free text (outside the channel's reply
+    window); `text` then holds a readable rendering of it for channels that need a fallback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,3 +320,40 @@ class HoldsConnections(Protocol):
     stops serving, before it waits for open requests to finish."""
 
     async def close_connections(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """An approved message template a channel may send (WhatsApp's, configured by name and
+    language); `parameters` names its placeholders in order ({{1}}, {{2}}, ...), and `text`
+    is its body with those placeholders, shown to agents as a preview."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...] = ()
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateMessage:
+    """A template to send: which one (`name`, `language`) and the values of its parameters,
+    in order. A channel's `send()` turns it into its API's template message."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class HasReplyWindow(Protocol):
+    """A channel that allows free-form replies only for a while after the customer's last
+    message (Meta's 24 hours); `None` means no window after all (configured off)."""
+
+    reply_window: timedelta | None
+
+
+@runtime_checkable
+class HasTemplates(Protocol):
+    """A channel that can send approved templates, which are allowed outside the window."""
+
+    templates: Sequence[Template]

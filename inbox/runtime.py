@@ -157,7 +157,7 @@ class Runtime:
             queue=queue,
         )
         await self.router.start()
-        actions = Actions(sessions, queue, self._notify, work=self.work)
+        actions = Actions(sessions, queue, self._notify, work=self.work, channels=channels)
         deliverer = Deliverer(
             sessions,
             channels,

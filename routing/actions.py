@@ -6,7 +6,7 @@ that runs it and then publishes its events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -18,10 +18,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bots.normalize import detect_language
+from channels.base import Channel
+from channels.messenger_comments import is_comment_thread
 from routing.bot_turns import silence
 from routing.dispatch import assign_waiting, release_agent, set_assignee
 from routing.events import EventLog, Notify, conversation_summary, message_summary
 from routing.mentions import Mentionable, mentioned, notify
+from routing.reply_window import (
+    NO_RULES,
+    ReplyRules,
+    Window,
+    last_customer_message,
+    rendering,
+    rules_of,
+    template_message,
+    template_metadata,
+    template_of,
+    window_at,
+    wrote_at,
+)
 from storage.blobs import URL_PREFIX as UPLOAD_URL
 from storage.db import SessionFactory
 from storage.models import (
@@ -67,6 +82,22 @@ class Conflict(Invalid):
     """The change would break a uniqueness rule (a label or shortcut of that name exists)."""
 
 
+class WindowClosed(Invalid):
+    """A free-form reply outside the channel's reply window; `closed_at` is when it closed
+    (None: the customer never wrote here)."""
+
+    def __init__(self, channel: str, closed_at: datetime | None, *, templates: bool) -> None:
+        since = f"closed at {closed_at.isoformat()}" if closed_at else "not open: no message yet"
+        then = "send an approved template instead" if templates else "it has no templates"
+        super().__init__(
+            f"reply window of channel {channel!r} {since} (free-form replies are allowed only "
+            f"until then after the customer's last message); {then}, or wait for the customer "
+            "to write again"
+        )
+        self.channel = channel
+        self.closed_at = closed_at
+
+
 _UNSET: Any = object()
 """Marks an optional argument that was not given, where `None` is a value (no owner)."""
 
@@ -80,11 +111,14 @@ class Actions:
         *,
         clock: Callable[[], datetime] = utcnow,
         work: UnitOfWork | None = None,
+        channels: Mapping[str, Channel] | None = None,
     ) -> None:
         self._work = work or UnitOfWork.for_sessions(sessions)
         self._queue = queue
         self._notify = notify
         self._clock = clock
+        # Read at each reply (not copied): the reply window and templates channels declare.
+        self._channels: Mapping[str, Channel] = channels if channels is not None else {}
 
     async def _run(self, fn: Callable[..., tuple[T, EventLog]], *args: Any) -> T:
         result, log = await self._work.run(fn, *args)
@@ -100,6 +134,10 @@ class Actions:
 
     def now(self) -> datetime:
         return self._clock()
+
+    def reply_rules(self, channel: str) -> ReplyRules:
+        """The reply window and templates the channel declares (none for most channels)."""
+        return rules_of(self._channels.get(channel))
 
     async def reply(
         self,
@@ -118,7 +156,11 @@ class Actions:
 
         `attachments` are ids of files this agent uploaded for this conversation and has not
         sent yet; the message takes them, in that order. Any other id is a `NotFound`, one sent
-        already (or twice in the list) `Invalid`, and then nothing is stored."""
+        already (or twice in the list) `Invalid`, and then nothing is stored.
+
+        On a channel with a reply window (WhatsApp, Messenger) a reply to the customer after the
+        window closed is a `WindowClosed` (an `Invalid`), and nothing is stored; a private note
+        is always allowed."""
         if mentions and not private:
             raise Invalid("mentions: only a private note mentions agents")
         if len(set(attachments)) != len(attachments):
@@ -132,10 +174,34 @@ class Actions:
             tuple(mentions),
             tuple(attachments),
             self._clock(),
+            None if private else self.reply_rules,
         )
         if not private:
             await self.queue_delivery(message)
         return message
+
+    async def send_template(
+        self, conversation_id: int, agent_id: int, template_name: str, parameters: Sequence[str]
+    ) -> Message:
+        """Send one of the channel's approved templates (allowed outside the reply window):
+        stored as a reply whose text reads the template and whose metadata names it, then
+        queued; the deliverer hands it to the channel as `Outbound.template`. An unknown
+        template, a wrong number of parameters or an empty one is `Invalid`, nothing stored."""
+        message = await self._run(
+            _send_template,
+            conversation_id,
+            agent_id,
+            template_name,
+            tuple(parameters),
+            self._clock(),
+            self.reply_rules,
+        )
+        await self.queue_delivery(message)
+        return message
+
+    async def reply_window(self, conversation_id: int) -> Window:
+        """The conversation's reply window now."""
+        return await self._work.run(_window_of, conversation_id, self.reply_rules, self._clock())
 
     async def queue_delivery(self, message: Message) -> None:
         """Queue a stored reply for sending; if the queue refuses, the reply shows as failed
@@ -150,8 +216,9 @@ class Actions:
             message.delivery_status, message.delivery_error = "failed", reason
 
     async def retry_delivery(self, message_id: int, agent_id: int) -> Message:
-        """An agent retries a failed outbound message."""
-        message = await self._run(_requeue, message_id, agent_id)
+        """An agent retries a failed outbound message; free text is refused once the reply
+        window has closed (`WindowClosed`), a template is not."""
+        message = await self._run(_requeue, message_id, agent_id, self.reply_rules, self._clock())
         await self.queue_delivery(message)
         return message
 
@@ -420,9 +487,15 @@ def _reply(
     mentions: tuple[int, ...],
     uploads: tuple[str, ...],
     now: datetime,
+    rules: Callable[[str], ReplyRules] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[Message, EventLog]:
+    """`rules`: check the channel's reply window first (a free-form reply); `metadata`: what
+    the message carries besides (a template's name and values)."""
     log = EventLog(session)
     conversation = _conversation(session, conversation_id)
+    if rules is not None:
+        _require_open(session, conversation, rules(conversation.channel), now)
     files = _take_uploads(session, uploads, conversation.id, agent_id)
     message = Message(
         conversation_id=conversation.id,
@@ -435,7 +508,7 @@ def _reply(
         attachments={"files": files},
         delivery_status=None if private else "queued",
         created_at=now,
-        metadata_={},
+        metadata_=dict(metadata or {}),
     )
     session.add(message)
     conversation.last_activity_at = now
@@ -482,6 +555,52 @@ def _reply(
     return message, log
 
 
+def _window(
+    session: Session, conversation: Conversation, rules: ReplyRules, now: datetime
+) -> Window:
+    if rules.window is None or is_comment_thread(conversation.thread_id):
+        # A public reply to a comment on a post is allowed at any time (Meta's rule).
+        return window_at(NO_RULES, None, now)
+    row = session.execute(last_customer_message(conversation.id)).first()
+    return window_at(rules, wrote_at(row[0], row[1]) if row else None, now)
+
+
+def _require_open(
+    session: Session, conversation: Conversation, rules: ReplyRules, now: datetime
+) -> None:
+    window = _window(session, conversation, rules, now)
+    if not window.open:
+        raise WindowClosed(conversation.channel, window.closes_at, templates=bool(rules.templates))
+
+
+def _window_of(
+    session: Session, conversation_id: int, rules: Callable[[str], ReplyRules], now: datetime
+) -> Window:
+    conversation = _conversation(session, conversation_id)
+    return _window(session, conversation, rules(conversation.channel), now)
+
+
+def _send_template(
+    session: Session,
+    conversation_id: int,
+    agent_id: int,
+    name: str,
+    parameters: tuple[str, ...],
+    now: datetime,
+    rules: Callable[[str], ReplyRules],
+) -> tuple[Message, EventLog]:
+    conversation = _conversation(session, conversation_id)
+    try:
+        sending, template = template_message(
+            conversation.channel, rules(conversation.channel), name, parameters
+        )
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    text = rendering(template, sending.parameters)
+    metadata = {"template": template_metadata(sending)}
+    return _reply(session, conversation.id, agent_id, text, False, (), (), now, None, metadata)
+
+
 def _mentioned_agents(
     session: Session, text: str, mentions: tuple[int, ...], *, author_id: int
 ) -> list[int]:
@@ -525,7 +644,13 @@ def _mark_failed(session: Session, message_id: int, reason: str) -> tuple[None, 
     return None, log
 
 
-def _requeue(session: Session, message_id: int, agent_id: int) -> tuple[Message, EventLog]:
+def _requeue(
+    session: Session,
+    message_id: int,
+    agent_id: int,
+    rules: Callable[[str], ReplyRules],
+    now: datetime,
+) -> tuple[Message, EventLog]:
     log = EventLog(session)
     message = session.get(Message, message_id)
     if message is None:
@@ -533,6 +658,8 @@ def _requeue(session: Session, message_id: int, agent_id: int) -> tuple[Message,
     if message.delivery_status != "failed":
         raise Invalid("only a failed message can be retried")
     conversation = _conversation(session, message.conversation_id)
+    if template_of(message.metadata_) is None:
+        _require_open(session, conversation, rules(conversation.channel), now)
     message.delivery_status = "queued"
     message.delivery_error = None
     message.delivery_attempts = 0

@@ -33,6 +33,7 @@ from channels.base import (
 )
 from routing.actions import OUTBOUND_TOPIC
 from routing.events import EventLog, Notify, message_summary
+from routing.reply_window import template_of
 from storage.blobs import delete_unsent_uploads
 from storage.db import SessionFactory
 from storage.models import (
@@ -252,6 +253,7 @@ def _claim(session: Session, message_id: int, token: str, now: datetime) -> _Cla
         author_name=author.name if author else _bot_name(message.metadata_),
         attachments=outbound_attachments(message),
         quick_replies=quick_replies(message.metadata_),
+        template=template_of(message.metadata_),
     )
     return _Claimed(outbound, message.delivery_attempts, token)
 

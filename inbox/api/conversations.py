@@ -20,6 +20,7 @@ from inbox.api.base import (
     ApiRoute,
     Body,
     Id,
+    error,
     int_param,
     json_response,
     principal,
@@ -28,9 +29,10 @@ from inbox.api.base import (
 )
 from inbox.realtime import can_see
 from inbox.services import SERVICES
-from routing.actions import attachment_views, message_with_files
+from routing.actions import WindowClosed, attachment_views, message_with_files
 from routing.events import conversation_summary, message_summary
 from routing.history import customer_profile
+from routing.reply_window import template_view, window_at, wrote_at
 from storage.models import (
     Agent,
     Attachment,
@@ -80,6 +82,13 @@ class ReplyBody(Body):
         max_length=50,
         description="Ids from POST /conversations/{id}/attachments: the caller's own uploads "
         "for this conversation, not sent yet",
+    )
+
+
+class TemplateBody(Body):
+    name: str = Field(min_length=1, max_length=512, description="A template the channel lists")
+    parameters: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=50, description="Its parameters' values, in order"
     )
 
 
@@ -422,6 +431,8 @@ def _message(message: Message, agents: dict[int, str], customer: dict[str, Any])
         "html": safe_html(message.html),
         "attachments": _attachments(message),
         "metadata": message.metadata_,
+        "external_id": message.external_id,
+        "provider_id": message.provider_id,
     }
 
 
@@ -475,6 +486,12 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
         "name": profile["name"] if profile else "",
     }
     preview = next((m.text for m in reversed(messages) if not m.private), "")[:PREVIEW]
+    actions = request.app[SERVICES].actions
+    wrote = next(
+        (wrote_at(m.created_at, m.metadata_) for m in reversed(messages) if _customer_wrote(m)),
+        None,
+    )
+    window = window_at(actions.reply_rules(conversation.channel), wrote, actions.now())
     assignee_name = agents.get(conversation.assignee_id) if conversation.assignee_id else None
     return json_response(
         {
@@ -490,11 +507,16 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
             "first_response_at": _iso(conversation.first_response_at),
             "snoozed_until": _iso(conversation.snoozed_until),
             "metadata": conversation.metadata_,
+            "reply_window": window.view(),
             "messages": [_message(m, agents, customer) for m in messages],
             "activities": [_activity(e, agents) for e in events],
             "customer": profile,
         }
     )
+
+
+def _customer_wrote(message: Message) -> bool:
+    return message.direction == "in" and message.author_kind == "customer"
 
 
 async def conversation_events(request: web.Request) -> web.StreamResponse:
@@ -551,15 +573,52 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         raise ApiError(422, "text: Field required (unless attachments are given)")
     await _check_visible(request, conversation_id)
     await _files_fit(request, body.attachments)
-    message = await request.app[SERVICES].actions.reply(
-        conversation_id,
-        principal(request).id,
-        body.text or "",
-        private=body.private,
-        mentions=body.mentions,
-        attachments=body.attachments,
-    )
+    try:
+        message = await request.app[SERVICES].actions.reply(
+            conversation_id,
+            principal(request).id,
+            body.text or "",
+            private=body.private,
+            mentions=body.mentions,
+            attachments=body.attachments,
+        )
+    except WindowClosed as exc:
+        return await _window_closed(request, conversation_id, exc)
     return json_response(message_with_files(message), status=201)
+
+
+async def _window_closed(
+    request: web.Request, conversation_id: int, exc: WindowClosed
+) -> web.Response:
+    """409: a free-form reply after the channel's reply window closed; says when, and that a
+    template may be sent."""
+    window = await request.app[SERVICES].actions.reply_window(conversation_id)
+    return error(409, str(exc), reply_window=window.view())
+
+
+async def list_templates(request: web.Request) -> web.StreamResponse:
+    conversation_id = int_param(request, "id")
+    async with request.app[SERVICES].sessions() as session:
+        conversation = await load_visible(session, principal(request), conversation_id)
+    actions = request.app[SERVICES].actions
+    rules = actions.reply_rules(conversation.channel)
+    window = await actions.reply_window(conversation_id)
+    return json_response(
+        {
+            "templates": [template_view(t) for t in rules.templates],
+            "reply_window": window.view(),
+        }
+    )
+
+
+async def send_template(request: web.Request) -> web.StreamResponse:
+    conversation_id = int_param(request, "id")
+    body = await read_json(request, TemplateBody)
+    await _check_visible(request, conversation_id)
+    message = await request.app[SERVICES].actions.send_template(
+        conversation_id, principal(request).id, body.name, body.parameters
+    )
+    return json_response({**message_with_files(message), "metadata": message.metadata_}, status=201)
 
 
 async def assign(request: web.Request) -> web.StreamResponse:
@@ -624,7 +683,12 @@ async def retry_message(request: web.Request) -> web.StreamResponse:
         if message is None:
             raise ApiError(404, f"not found: message {message_id}")
         await load_visible(session, principal(request), message.conversation_id)
-    retried = await request.app[SERVICES].actions.retry_delivery(message_id, principal(request).id)
+    try:
+        retried = await request.app[SERVICES].actions.retry_delivery(
+            message_id, principal(request).id
+        )
+    except WindowClosed as exc:
+        return await _window_closed(request, message.conversation_id, exc)
     return json_response(message_summary(retried))
 
 
@@ -658,6 +722,21 @@ ROUTES = [
         "agent",
         "Reply to the customer, or add a private note (mentions notify agents)",
         body=ReplyBody,
+    ),
+    ApiRoute(
+        "GET",
+        "/conversations/{id}/templates",
+        list_templates,
+        "agent",
+        "The approved templates of the conversation's channel, and its reply window",
+    ),
+    ApiRoute(
+        "POST",
+        "/conversations/{id}/templates",
+        send_template,
+        "agent",
+        "Send an approved template (allowed after the reply window closed)",
+        body=TemplateBody,
     ),
     ApiRoute(
         "PUT",

@@ -86,6 +86,86 @@ FORM_OPERATIONS: dict[str, dict[str, Any]] = {
 }
 """Operations whose body is not JSON (file uploads), described by hand, by operation id."""
 
+_REPLY_WINDOW = {
+    "type": "object",
+    "description": "Free-form replies are allowed until `closes_at` (the customer's last "
+    "message plus the channel's window); `closes_at` is null on a channel without a window "
+    "(then always open) or when the customer never wrote",
+    "properties": {
+        "closes_at": {"type": ["string", "null"], "format": "date-time"},
+        "open": {"type": "boolean"},
+    },
+}
+_WINDOW_CLOSED = {
+    "description": "The channel's reply window has closed: `{error, reply_window}`; the error "
+    "says when, and that an approved template can be sent instead",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}, "reply_window": _REPLY_WINDOW},
+            }
+        }
+    },
+}
+_TEMPLATE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "language": {"type": "string"},
+        "parameters": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "What each placeholder ({{1}}, {{2}}, ...) stands for, in order",
+        },
+        "text": {"type": "string", "description": "The body with its placeholders, if known"},
+    },
+}
+RESPONSES: dict[str, dict[str, Any]] = {
+    "get_conversation": {
+        "200": {
+            "description": "The conversation, with `reply_window`",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"reply_window": _REPLY_WINDOW},
+                    }
+                }
+            },
+        }
+    },
+    "post_message": {"201": {"description": "Stored (and queued)"}, "409": _WINDOW_CLOSED},
+    "retry_message": {"409": _WINDOW_CLOSED},
+    "list_templates": {
+        "200": {
+            "description": "`{templates, reply_window}`; no templates on most channels",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "templates": {"type": "array", "items": _TEMPLATE},
+                            "reply_window": _REPLY_WINDOW,
+                        },
+                    }
+                }
+            },
+        }
+    },
+    "send_template": {
+        "201": {
+            "description": "Stored and queued: the message, its text a readable rendering, "
+            "`metadata.template` = `{name, language, parameters}`"
+        },
+        "422": {
+            "description": "Unknown template, wrong number of parameters, an empty one, or a "
+            "channel without templates"
+        },
+    },
+}
+"""Answers described beyond the common ones, by operation id."""
+
 
 def build_spec(routes: Sequence[ApiRoute], *, prefix: str = "/api/v1") -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
@@ -127,6 +207,8 @@ def build_spec(routes: Sequence[ApiRoute], *, prefix: str = "/api/v1") -> dict[s
                     }
                 },
             }
+        if extra := RESPONSES.get(route.handler.__name__):
+            operation["responses"] = {**operation["responses"], **extra}
         if form := FORM_OPERATIONS.get(route.handler.__name__):
             operation["requestBody"] = form["requestBody"]
             operation["responses"] = {**operation["responses"], **form["responses"]}

@@ -1,9 +1,10 @@
 // The realtime stream: reconnects with backoff and `?since=` so nothing is missed.
 
 export class Live {
-  constructor({ onEvent, onSignal, onState, onLoggedOut }) {
+  constructor({ onEvent, onSignal, onCustomerTyping, onState, onLoggedOut }) {
     this.onEvent = onEvent;
     this.onSignal = onSignal;
+    this.onCustomerTyping = onCustomerTyping;
     this.onState = onState;
     this.onLoggedOut = onLoggedOut;
     this.lastId = null;
@@ -50,6 +51,10 @@ export class Live {
       }
       if (event.type === "collision") {
         this.onSignal(event);
+        return;
+      }
+      if (event.type === "customer_typing") {
+        this.onCustomerTyping(event.conversation_id);
         return;
       }
       if (typeof event.id === "number") {

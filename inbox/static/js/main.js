@@ -11,6 +11,8 @@ import {
   assignToMe, focusComposer, loadConversation, renderCollision, renderEmptyThread, renderThread, setStatus,
 } from "./thread.js";
 
+const CUSTOMER_TYPING_MS = 6000; // a typing signal counts this long unless renewed
+
 const root = document.getElementById("app");
 const VIEWS = [
   ["mine", "view_mine", "user"],
@@ -84,6 +86,12 @@ async function start() {
     onSignal: (signal) => {
       state.collision.set(signal.conversation_id, signal);
       if (signal.conversation_id === state.currentId) renderCollision();
+    },
+    onCustomerTyping: (conversationId) => {
+      state.customerTyping.set(conversationId, Date.now() + CUSTOMER_TYPING_MS);
+      if (conversationId !== state.currentId) return;
+      renderCollision();
+      setTimeout(() => { if (conversationId === state.currentId) renderCollision(); }, CUSTOMER_TYPING_MS + 50);
     },
     onState: (connected) => {
       document.body.classList.toggle("offline", !connected);

@@ -20,6 +20,7 @@ export const state = {
   notifications: [],
   notificationsApi: true,
   collision: new Map(),
+  customerTyping: new Map(), // conversation id → when the customer's typing signal goes stale
   page: "inbox",
   adminTab: "agents",
 };

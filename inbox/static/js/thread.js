@@ -136,6 +136,15 @@ function deliveryOf(message) {
   return node;
 }
 
+/** A sent template reads without the "[template: name]" its stored text starts with: the tag
+ * in the message's head names it. */
+function templateBody(message) {
+  const name = message.metadata?.template?.name;
+  const prefix = `[template: ${name}]`;
+  if (!name || !String(message.text || "").startsWith(prefix)) return message;
+  return { ...message, text: message.text.slice(prefix.length).trim() };
+}
+
 function authorName(message) {
   if (message.author && message.author.name) return message.author.name;
   if (message.author_kind === "agent") return agentName(message.author_agent_id);
@@ -144,7 +153,7 @@ function authorName(message) {
   return t("system");
 }
 
-function messageNode(message) {
+function messageNode(message, reactions = []) {
   const kind = message.private
     ? "note"
     : message.author_kind === "bot"
@@ -170,17 +179,40 @@ function messageNode(message) {
         kind === "note" ? h("span.tag.note-tag", {}, t("private_note")) : null,
         kind === "bot" ? h("span.tag.bot-tag", {}, t("bot")) : null,
         message.metadata?.edit_of || message.metadata?.edited ? h("span.tag.edited-tag", {}, t("edited")) : null,
+        message.metadata?.followed_by_email ? h("span.tag.followed-tag", { title: t("followed_by_email_hint") }, t("followed_by_email")) : null,
+        message.metadata?.template?.name ? h("span.tag.template-tag", { dir: "auto" }, t("template_tag", { name: message.metadata.template.name })) : null,
         message.subject && message.subject !== state.current?.subject
           ? h("span.msg-subject", { dir: "auto" }, message.subject)
           : null,
         h("time", { datetime: message.created_at, title: fullTime(message.created_at) }, shortTime(message.created_at)),
       ),
-      bodyOf(message),
+      bodyOf(templateBody(message)),
       kind === "bot" ? botDetails(message) : null,
       attachmentsOf(message),
+      reactions.length ? h("div.reactions", {}, ...reactions.map((r) => h("span.reaction", { title: r.who }, r.emoji))) : null,
       deliveryOf(message),
     ),
   );
+}
+
+// A customer's reaction (WhatsApp, Messenger) is drawn on the message it reacts to, when that
+// message is in the thread; otherwise it stays a line of its own.
+function reactionsByTarget(messages) {
+  const byKey = new Map();
+  for (const m of messages) {
+    if (m.external_id) byKey.set(m.external_id, m.id);
+    if (m.provider_id) byKey.set(m.provider_id, m.id);
+  }
+  const reactions = new Map();
+  const drawn = new Set();
+  for (const m of messages) {
+    const target = byKey.get(m.metadata?.reaction_to);
+    if (target === undefined || !m.metadata?.reaction) continue;
+    if (!reactions.has(target)) reactions.set(target, []);
+    reactions.get(target).push({ emoji: m.metadata.reaction, who: authorName(m) });
+    drawn.add(m.id);
+  }
+  return { reactions, drawn };
 }
 
 const STATUS_KEY = (status) => `st_${status}`;
@@ -471,6 +503,100 @@ function attachmentTray(conversationId) {
   };
 }
 
+// ---- the reply window (WhatsApp, Messenger): a countdown while open; templates once closed
+
+const HOUR = 3600_000;
+
+/** "3 h 12 min" (or "۳ ساعت و ۱۲ دقیقه") until `ms` runs out. */
+function duration(ms) {
+  const minutes = Math.max(0, Math.floor(ms / 60000));
+  if (minutes < 1) return t("duration_lt_min");
+  const hours = Math.floor(minutes / 60);
+  if (!hours) return t("duration_m", { m: num(minutes) });
+  return t("duration_hm", { h: num(hours), m: num(minutes % 60) });
+}
+
+/** Whether free text may go out now: the server's answer, overtaken by the clock at closes_at. */
+function windowOpen(rw) {
+  if (!rw) return true;
+  if (!rw.closes_at) return rw.open !== false;
+  return rw.open !== false && Date.parse(rw.closes_at) > Date.now();
+}
+
+/** A template's text with the values typed so far in place of {{1}}, {{2}}, ... */
+function filled(text, values) {
+  return String(text || "").replace(/\{\{\s*(\d+)\s*\}\}/g, (whole, n) => values[Number(n) - 1] || whole);
+}
+
+/** The picker shown instead of the text box once the window closed: a template, its
+ * parameters, a preview, and send. Loads the channel's templates when first shown. */
+function templatePicker(self) {
+  const node = h("div.template-picker");
+  let loaded = null;
+  const render = (templates) => {
+    if (!templates.length) {
+      replace(node, h("p.muted.small.no-templates", {}, t("no_templates")));
+      return;
+    }
+    const chooser = h("select.select.template-select", { "aria-label": t("choose_template") },
+      h("option", { value: "" }, t("choose_template")),
+      templates.map((tp, i) => h("option", { value: String(i) }, `${tp.name} (${tp.language})`)));
+    const fields = h("div.template-fields");
+    const preview = h("div.template-preview", { dir: "auto", hidden: true });
+    const sendTemplate = h("button.btn.primary.send-template", { type: "button", disabled: true }, icon("send", 14), t("send_template"));
+    let inputs = [];
+    let chosen = null;
+    const refresh = () => {
+      const values = inputs.map((input) => input.value.trim());
+      preview.hidden = !chosen;
+      if (chosen) preview.textContent = chosen.text ? filled(chosen.text, values) : [chosen.name, ...values].join(" · ");
+      sendTemplate.disabled = !chosen || values.some((v) => !v);
+    };
+    chooser.addEventListener("change", () => {
+      chosen = chooser.value === "" ? null : templates[Number(chooser.value)];
+      inputs = (chosen?.parameters || []).map((name, i) =>
+        h("input.input.template-param", { dir: "auto", placeholder: name || `{{${i + 1}}}`, "aria-label": name || `{{${i + 1}}}`, dataset: { index: String(i) } }));
+      inputs.forEach((input) => input.addEventListener("input", refresh));
+      replace(fields, inputs.map((input, i) => h("label.template-field", {}, h("span.muted.small", { dir: "auto" }, chosen.parameters[i]), input)));
+      refresh();
+      (inputs[0] || sendTemplate).focus();
+    });
+    sendTemplate.addEventListener("click", async () => {
+      if (!chosen) return;
+      sendTemplate.disabled = true;
+      try {
+        await api.post(`/conversations/${self.conversationId}/templates`, {
+          name: chosen.name,
+          parameters: inputs.map((input) => input.value.trim()),
+        });
+        toast(t("template_sent"), "success");
+        chooser.value = "";
+        chooser.dispatchEvent(new Event("change"));
+        emit("refresh-thread");
+        emit("refresh-list");
+      } catch (error) {
+        toast(t("failed", { error: error.message }), "error");
+        refresh();
+      }
+    });
+    replace(node, h("div.template-row", {}, chooser, sendTemplate), fields, preview);
+  };
+  return {
+    node,
+    load: () => {
+      if (loaded) return loaded;
+      replace(node, h("p.muted.small", {}, t("loading")));
+      loaded = api.get(`/conversations/${self.conversationId}/templates`)
+        .then((answer) => render(answer.templates || []))
+        .catch((error) => {
+          loaded = null;
+          replace(node, h("p.muted.small", {}, t("failed", { error: error.message })));
+        });
+      return loaded;
+    },
+  };
+}
+
 function buildComposer(conversationId) {
   const textarea = h("textarea.composer-input", { rows: 3, dir: "auto", "aria-label": t("reply") });
   const tabs = h("div.composer-tabs", { role: "tablist" });
@@ -485,9 +611,55 @@ function buildComposer(conversationId) {
     tray.add([...picker.files]);
     picker.value = "";
   });
-  const box = h("div.composer", { dataset: { drop: t("drop_files") } }, notice, tabs, h("div.composer-box", {}, textarea, suggest), tray.node,
-    h("div.composer-foot", {}, h("div.foot-start", {}, attachButton, picker, h("span.muted.small.hint")), sendButton));
-  const self = { box, textarea, mode: "reply", mentions: new Map(), items: [], active: 0, lastTyping: 0, conversationId, notice, tray };
+  const windowLine = h("div.reply-window", { hidden: true, "aria-live": "polite" });
+  const closed = h("div.window-closed", { hidden: true, role: "region" });
+  const textBox = h("div.composer-box", {}, textarea, suggest);
+  const foot = h("div.composer-foot", {}, h("div.foot-start", {}, attachButton, picker, h("span.muted.small.hint")), sendButton);
+  const box = h("div.composer", { dataset: { drop: t("drop_files") } }, notice, windowLine, tabs, closed, textBox, tray.node, foot);
+  const self = { box, textarea, mode: "reply", mentions: new Map(), items: [], active: 0, lastTyping: 0, conversationId, notice, tray, window: null, timer: null };
+  const templates = templatePicker(self);
+
+  /** Show the window as it stands now; in reply mode, a closed one swaps the text box for
+   * the notice and the template picker (notes are always allowed). */
+  const showWindow = () => {
+    const rw = self.window;
+    const open = windowOpen(rw);
+    const closesAt = rw?.closes_at ? Date.parse(rw.closes_at) : null;
+    windowLine.hidden = !rw || (open && closesAt === null);
+    windowLine.classList.toggle("closing", open && closesAt !== null && closesAt - Date.now() < HOUR);
+    windowLine.classList.toggle("closed", !open);
+    if (!windowLine.hidden) {
+      replace(windowLine, icon("clock", 13), h("span", { title: closesAt ? fullTime(rw.closes_at) : "" },
+        open ? t("window_closes_in", { left: duration(closesAt - Date.now()) }) : t("window_closed_short")));
+    }
+    const blocked = !open && self.mode === "reply";
+    box.classList.toggle("window-shut", blocked);
+    closed.hidden = !blocked;
+    textBox.hidden = foot.hidden = blocked; // files waiting in the tray are hidden by CSS
+    if (blocked && !closed.firstChild) {
+      const reason = closesAt
+        ? t("window_closed", { when: relative(rw.closes_at) })
+        : t("window_never");
+      closed.append(h("p.window-notice", { dir: "auto" }, icon("clock", 14), h("span", {}, reason)), templates.node);
+    }
+    if (blocked) templates.load();
+  };
+  self.setWindow = (replyWindow) => {
+    const was = JSON.stringify(self.window);
+    self.window = replyWindow || null;
+    if (was !== JSON.stringify(self.window)) clear(closed);
+    clearInterval(self.timer);
+    self.timer = null;
+    if (self.window?.closes_at && windowOpen(self.window)) {
+      // Counts down each half minute; at closes_at the composer closes without a reload.
+      self.timer = setInterval(() => {
+        if (!box.isConnected) { clearInterval(self.timer); return; }
+        if (!windowOpen(self.window)) clearInterval(self.timer);
+        showWindow();
+      }, 30_000);
+    }
+    showWindow();
+  };
 
   // Files dropped anywhere on the composer, or pasted into the text box, are attached.
   let dragDepth = 0;
@@ -527,6 +699,7 @@ function buildComposer(conversationId) {
     replace(sendButton, icon(mode === "note" ? "note" : "send", 14), t(mode === "note" ? "add_note" : "send"));
     replace(box.querySelector(".hint"), h("kbd", {}, navigator.platform.includes("Mac") ? "⌘ Enter" : "Ctrl Enter"),
       h("span", {}, t(mode === "note" ? "note_hint" : "reply_hint")));
+    showWindow();
   };
   self.setMode = setMode;
 
@@ -607,6 +780,10 @@ function buildComposer(conversationId) {
     const attachments = tray.ids();
     if ((!text && !attachments.length) || !self.conversationId) return;
     const isNote = self.mode === "note";
+    if (!isNote && !windowOpen(self.window)) {
+      showWindow();
+      return;
+    }
     const mentions = isNote ? [...self.mentions].filter(([tag]) => text.includes(tag)).map(([, id]) => id) : [];
     sendButton.disabled = true;
     const path = `/conversations/${self.conversationId}/messages`;
@@ -628,6 +805,7 @@ function buildComposer(conversationId) {
       emit("refresh-list");
     } catch (error) {
       toast(t("failed", { error: error.message }), "error");
+      if (error.status === 409) emit("refresh-thread"); // the window closed meanwhile
     } finally {
       sendButton.disabled = false;
     }
@@ -651,16 +829,21 @@ export function renderCollision() {
   const viewing = others(signal?.viewing).filter((n) => !typing.includes(n));
   const node = composer.notice;
   clear(node);
+  const customerTyping = (state.customerTyping.get(state.currentId) || 0) > Date.now();
+  if (customerTyping) node.appendChild(h("span.typing.customer-typing", {}, h("span.dots", {}, h("i"), h("i"), h("i")), t("customer_typing")));
   if (typing.length) node.appendChild(h("span.typing", {}, h("span.dots", {}, h("i"), h("i"), h("i")), t("typing", { names: typing.join("، ") })));
   if (viewing.length) node.appendChild(h("span.viewing", {}, icon("users", 14), t("viewing", { names: viewing.join("، ") })));
-  node.hidden = !typing.length && !viewing.length;
+  node.hidden = !customerTyping && !typing.length && !viewing.length;
 }
 
 // ---------------------------------------------------------------- the pane
 
 export function renderThread(pane, detail, { keepComposer = false } = {}) {
+  const { reactions, drawn } = reactionsByTarget(detail.messages);
   const timeline = [
-    ...detail.messages.map((m) => ({ at: m.created_at, id: m.id, node: () => messageNode(m) })),
+    ...detail.messages
+      .filter((m) => !drawn.has(m.id))
+      .map((m) => ({ at: m.created_at, id: m.id, node: () => messageNode(m, reactions.get(m.id) || []) })),
     ...detail.activities
       .map((a) => ({ a, text: activityText(a) }))
       .filter((x) => x.text)
@@ -684,6 +867,7 @@ export function renderThread(pane, detail, { keepComposer = false } = {}) {
   if (!composer || !keepComposer || composer.conversationId !== detail.id) {
     composer = buildComposer(detail.id);
   }
+  composer.setWindow(detail.reply_window);
   replace(pane, header(detail), messages, composer.box);
   renderCollision();
   if (nearBottom || !keepComposer) messages.scrollTop = messages.scrollHeight;
