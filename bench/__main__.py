@@ -12,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import email, faq, inbox, ingest, report, telegram, webchat
+from bench import email, faq, inbox, ingest, meta, report, telegram, webchat
 from bench.procs import REPO
 from bench.settings import Settings, load
 
@@ -38,7 +38,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-CHANNELS = {"email": email, "telegram": telegram, "webchat": webchat, "faq": faq}
+CHANNELS = {
+    "email": email,
+    "telegram": telegram,
+    "meta": meta,
+    "webchat": webchat,
+    "faq": faq,
+}
 """The benchmarks each issue added, each measured against its own ceiling in the same run."""
 
 

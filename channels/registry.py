@@ -11,9 +11,11 @@ from channels.api import ApiChannel, ApiConfig
 from channels.base import Channel
 from channels.config import ChannelConfig
 from channels.email import EmailChannel, EmailConfig
+from channels.messenger import InstagramConfig, MessengerChannel, MessengerConfig
 from channels.telegram import TelegramChannel, TelegramConfig
 from channels.webchat import WebchatChannel, WebchatConfig
 from channels.webform import WebformChannel, WebformConfig
+from channels.whatsapp import WhatsAppChannel, WhatsAppConfig
 
 CHANNEL_TYPES: dict[str, tuple[type[ChannelConfig], Callable[[Any], Channel]]] = {
     "webform": (WebformConfig, WebformChannel),
@@ -21,10 +23,20 @@ CHANNEL_TYPES: dict[str, tuple[type[ChannelConfig], Callable[[Any], Channel]]] =
     "email": (EmailConfig, EmailChannel),
     "telegram": (TelegramConfig, TelegramChannel),
     "webchat": (WebchatConfig, WebchatChannel),
+    "whatsapp": (WhatsAppConfig, WhatsAppChannel),
+    "messenger": (MessengerConfig, MessengerChannel),
+    "instagram": (InstagramConfig, MessengerChannel),
 }
 
 AnyChannelConfig = Annotated[
-    WebformConfig | ApiConfig | EmailConfig | TelegramConfig | WebchatConfig,
+    WebformConfig
+    | ApiConfig
+    | EmailConfig
+    | TelegramConfig
+    | WebchatConfig
+    | WhatsAppConfig
+    | MessengerConfig
+    | InstagramConfig,
     Field(discriminator="type"),
 ]
 """What config.yaml's `channels:` entries may be; a new channel type adds itself here too."""

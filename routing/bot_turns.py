@@ -46,7 +46,7 @@ MAX_TEXT = 4000
 question, and the bot need not read all of it to know it cannot answer."""
 QUESTION_WORDS = 3
 """Words from which an unanswered message counts as a question (not a greeting)."""
-BUTTON_TYPES = frozenset({"telegram", "webchat"})
+BUTTON_TYPES = frozenset({"telegram", "webchat", "whatsapp", "messenger", "instagram"})
 """Channel types that show quick replies as buttons; the others get numbered lines."""
 Reason = Literal["asked", "unknown", "misses", "agent"]
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")

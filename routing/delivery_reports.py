@@ -124,8 +124,9 @@ def _apply(session: Session, message: Message, inbound: Inbound, log: EventLog) 
     elif report == "failed" and current in ("sent", "failed"):
         detail = diagnostic or "the recipient's server returned the mail"
         message.delivery_status = "failed"
+        failure = meta.get("failure", "").strip() or "bounced"  # chat channels name theirs
         message.delivery_error = (
-            f"bounced{f' ({status})' if status else ''}"
+            f"{failure}{f' ({status})' if status else ''}"
             f"{f' for {recipient}' if recipient else ''}: {detail}"
         )[:2000]
     else:  # a delay, a relay, a bounce for a reply that got through or is being retried
