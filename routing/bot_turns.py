@@ -61,12 +61,21 @@ _DAY_NAMES = {
 
 def button_channels(channels: Sequence[Any]) -> dict[str, bool]:
     """From the channels' configs: the names of those with `bot: faq`, each with whether it
-    shows quick replies as buttons (the composition root hands this to the `Router`)."""
-    return {
-        c.name: getattr(c, "type", "") in BUTTON_TYPES
-        for c in channels
-        if getattr(c, "bot", None) == "faq" and getattr(c, "enabled", True)
-    }
+    shows quick replies as buttons (the composition root hands this to the `Router`).
+
+    A web form without a `reply_channel` cannot reach the customer at all: a bot there would
+    answer into the void and keep the conversation from the agents, so it is left out."""
+    served: dict[str, bool] = {}
+    for c in channels:
+        if getattr(c, "bot", None) != "faq" or not getattr(c, "enabled", True):
+            continue
+        if getattr(c, "type", "") == "webform" and not getattr(c, "reply_channel", None):
+            logger.warning(
+                "channel %s: bot: faq ignored; a web form's answers need a reply_channel", c.name
+            )
+            continue
+        served[c.name] = getattr(c, "type", "") in BUTTON_TYPES
+    return served
 
 
 def next_opening(hours: BusinessHoursConfig, now: datetime) -> datetime | None:

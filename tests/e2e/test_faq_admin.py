@@ -4,6 +4,10 @@ offers an answer the bot did not know to the FAQ. Screenshots land in tests/e2e/
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from tests.fixtures.stack import Agent, eventually, running_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+SHOP_SECRET = "shop-site-shared-secret-0123"
 KNOWLEDGE = """\
 - question: ساعت کاری فروشگاه چیست؟
   alternatives: [چه ساعتی جواب می‌دهید]
@@ -37,15 +42,25 @@ IMPORTED = """\
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def with_bot(tmp_path: Path) -> AsyncIterator[Team]:
-    """Pishkhan whose web form has the FAQ bot, with a knowledge base of one entry."""
+async def with_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Team]:
+    """Pishkhan whose API channel (a shop's site) has the FAQ bot, with a knowledge base of one
+    entry. (A web form without a reply channel gets no bot: its answers could reach nobody.)"""
+    monkeypatch.setenv("PISHKHAN_TEST_SHOP_SECRET", SHOP_SECRET)
     kb = tmp_path / "kb.yaml"
     kb.write_text(KNOWLEDGE, encoding="utf-8")
     storage = StorageConfig(
         url=f"sqlite+aiosqlite:///{tmp_path / 'pishkhan.db'}", sqlite_synchronous="normal"
     )
     extra = {
-        "channels": [{"type": "webform", "name": "contact", "bot": "faq"}],
+        "channels": [
+            {
+                "type": "api",
+                "name": "contact",
+                "bot": "faq",
+                "secret": "${PISHKHAN_TEST_SHOP_SECRET}",
+                "callback_url": "http://127.0.0.1:9/pishkhan/replies",
+            }
+        ],
         "routing": {"bot": {"knowledge_base": str(kb)}},
     }
     async with running_stack(storage, extra) as stack:
@@ -61,9 +76,21 @@ async def conversation_of(agent: Agent, name: str) -> dict[str, Any]:
 
 
 async def write(team: Team, name: str, email: str, text: str) -> None:
-    fields = {"name": name, "email": email, "message": text}
-    status, _ = await team.stack.post_form("contact", fields)
-    assert status in (200, 201, 202, 303)
+    body = json.dumps(
+        {
+            "id": uuid.uuid4().hex,
+            "sender": {"id": email, "name": name, "email": email},
+            "text": text,
+        },
+        ensure_ascii=False,
+    ).encode()
+    signature = "sha256=" + hmac.new(SHOP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    async with team.stack.http.post(
+        f"{team.base}/channels/api/contact/messages",
+        data=body,
+        headers={"X-Pishkhan-Signature": signature, "Content-Type": "application/json"},
+    ) as response:
+        assert response.status in (200, 201, 202), await response.text()
 
 
 async def test_an_admin_edits_imports_and_reviews_the_knowledge_base(

@@ -16,7 +16,12 @@ def test_the_committed_config_is_the_working_embedded_default() -> None:
     assert config.storage.url.startswith("sqlite+aiosqlite:///")
     assert config.queue.url == "sql"
     assert config.server.port == 8080
-    assert [c.type for c in config.channels] == ["webform"]
+    assert [(c.type, c.name) for c in config.channels] == [
+        ("webform", "contact"),
+        ("webchat", "site"),
+    ]
+    # The bot sits where its answers reach the customer: the chat, not the reply-less form.
+    assert [c.name for c in config.channels if c.bot == "faq"] == ["site"]
 
 
 @pytest.mark.parametrize(

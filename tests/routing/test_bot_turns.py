@@ -446,11 +446,11 @@ def test_bot_channels_come_from_the_channel_configs() -> None:
             self.name, self.type, self.bot, self.enabled = name, type_, bot, True
 
     configs = [
-        Config("contact", "webform", "faq"),
+        Config("partners", "api", "faq"),
         Config("tg", "telegram", "faq"),
         Config("crm", "api", None),
     ]
-    assert button_channels(configs) == {"contact": False, "tg": True}
+    assert button_channels(configs) == {"partners": False, "tg": True}
 
 
 async def test_the_deliverer_hands_choices_and_the_bot_name_to_the_channel(desk: Desk) -> None:
@@ -512,3 +512,18 @@ async def test_a_broken_matcher_costs_no_message_the_customer_gets_a_human(
     conversation = await desk.conversation(routed.conversation_id or 0)
     assert conversation.status == "open"
     assert (await desk.last_bot(conversation.id)).metadata_["bot"]["kind"] == "unknown"
+
+
+def test_a_web_form_without_a_reply_channel_gets_no_bot() -> None:
+    """Its answers could reach nobody, and the conversation would wait on a bot forever."""
+    from types import SimpleNamespace
+
+    from routing.bot_turns import button_channels
+
+    channels = [
+        SimpleNamespace(type="webform", name="contact", bot="faq", reply_channel=None),
+        SimpleNamespace(type="webform", name="quote", bot="faq", reply_channel="support"),
+        SimpleNamespace(type="webchat", name="site", bot="faq"),
+        SimpleNamespace(type="email", name="support", bot=None),
+    ]
+    assert button_channels(channels) == {"quote": False, "site": True}
