@@ -15,15 +15,13 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from bench import procs
+from bench import procs, webhooks
 from bench.database import Database
 from bench.settings import Settings
 
@@ -38,7 +36,6 @@ ENV = {
     "PISHKHAN_BENCH_META_VERIFY": "bench-verify",
 }
 AGENT_CAPACITY = 10_000_000
-BARE_RUNS = 3
 
 
 def deliveries(tag: str, count: int, *, first: int) -> list[tuple[bytes, str]]:
@@ -77,31 +74,11 @@ def _sign(body: bytes) -> str:
     return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def post_all(
-    base: str, bodies: list[tuple[bytes, str]], concurrency: int
-) -> tuple[float, list[int]]:
-    """Post the bodies with `concurrency` in flight; the seconds it took and the statuses."""
-    pending = iter(bodies)
-    statuses: list[int] = []
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-
-        async def worker() -> None:
-            for body, signature in pending:
-                headers = {SIGNATURE_HEADER: signature, "Content-Type": "application/json"}
-                async with http.post(base + PATH, data=body, headers=headers) as response:
-                    await response.read()
-                    statuses.append(response.status)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started, statuses
-
-
-def _check(statuses: list[int], what: str) -> None:
-    bad = [status for status in statuses if status != 200]
-    if bad:
-        raise RuntimeError(f"{what}: {len(bad)} deliveries were not answered 200 (e.g. {bad[0]})")
+def _requests(tag: str, count: int, first: int) -> list[webhooks.Request]:
+    return [
+        (body, {SIGNATURE_HEADER: signature, "Content-Type": "application/json"})
+        for body, signature in deliveries(tag, count, first=first)
+    ]
 
 
 def _config(workdir: Path, synchronous: str) -> Path:
@@ -134,69 +111,13 @@ async def pipeline(settings: Settings, workdir: Path) -> dict[str, Any]:
     database = Database(workdir / "pishkhan.db")
     server, token = await procs.start_pishkhan(config, capacity=AGENT_CAPACITY)
     try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.put(
-                server.url + "/api/v1/me/presence",
-                json={"presence": "online"},
-                headers={"Authorization": f"Bearer {token}"},
-            ) as response,
-        ):
-            if response.status != 200:
-                raise RuntimeError(f"going online failed: {await response.text()}")
-        _, statuses = await post_all(
-            server.url, deliveries("warm", settings.warmup, first=1), settings.concurrency
-        )
-        _check(statuses, "warm-up")
-        async with asyncio.timeout(120):
-            await database.wait_routed(settings.warmup)
-        bodies = deliveries("run", settings.requests, first=1 + settings.warmup)
-        started = time.perf_counter()
-        accepted, statuses = await post_all(server.url, bodies, settings.concurrency)
-        _check(statuses, "run")
-        async with asyncio.timeout(600):
-            last = await database.wait_routed(settings.warmup + settings.requests)
-        # Redelivered (Meta retries what it thinks was not received): stored once.
-        _, statuses = await post_all(server.url, bodies[:100], settings.concurrency)
-        _check(statuses, "redelivery")
-        await asyncio.sleep(1.0)
-        counts = database.counts()
-        expected = settings.warmup + settings.requests
-        if counts["messages"] != expected:
-            raise RuntimeError(f"expected {expected} messages stored once, found {counts}")
+        return await webhooks.pipeline(server, token, database, settings, PATH, _requests)
     finally:
         await server.stop()
-    seconds = last - started
-    return {
-        "deliveries": settings.requests,
-        "seconds": seconds,
-        "per_second": settings.requests / seconds,
-        "accepted_per_second": settings.requests / accepted,
-        "counts": counts,
-        "duplicates": counts["messages"] - expected,
-    }
 
 
 async def bare(settings: Settings, workdir: Path) -> dict[str, Any]:
-    server = await procs.start(["-m", "bench.meta", "--bare"], log=workdir / "bare.log")
-    try:
-        _, statuses = await post_all(
-            server.url, deliveries("warm", settings.warmup, first=1), settings.concurrency
-        )
-        _check(statuses, "bare warm-up")
-        best = float("inf")
-        for _ in range(BARE_RUNS):
-            bodies = deliveries("run", settings.requests, first=1 + settings.warmup)
-            elapsed, statuses = await post_all(server.url, bodies, settings.concurrency)
-            _check(statuses, "bare run")
-            best = min(best, elapsed)
-    finally:
-        await server.stop()
-    return {
-        "deliveries": settings.requests,
-        "seconds": best,
-        "per_second": settings.requests / best,
-    }
+    return await webhooks.bare("bench.meta", settings, workdir, PATH, _requests)
 
 
 async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
@@ -216,9 +137,9 @@ def table(result: dict[str, Any]) -> str:
     pipeline, ceiling = result["pipeline"], result["bare"]
     return "\n".join(
         [
-            f"meta webhook (WhatsApp) — {pipeline['deliveries']} signed deliveries, each from a "
+            f"meta webhook (WhatsApp) — {pipeline['count']} signed deliveries, each from a "
             f"new number, at concurrency {result['concurrency']}; bare is the best of "
-            f"{BARE_RUNS} runs",
+            f"{webhooks.BARE_RUNS} runs",
             f"  pipeline (answered 200 once queued)  "
             f"{pipeline['accepted_per_second']:8.0f} deliveries/s accepted",
             f"  pipeline (verified, stored, assigned) {pipeline['per_second']:7.0f} deliveries/s",
@@ -241,30 +162,13 @@ async def _accept(request: web.Request) -> web.Response:
     return web.json_response({"queued": 1})
 
 
-async def _serve_bare(host: str, port: int) -> None:
-    app = web.Application()
-    app.router.add_post("/channels/meta/{name}/webhook", _accept)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    print(f"Bare aiohttp is serving on http://{host}:{runner.addresses[0][1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.meta", description=__doc__)
     parser.add_argument("--bare", action="store_true", help="serve the bare handler")
     parser.add_argument("--quick", action="store_true", help="a small run")
     args = parser.parse_args()
     if args.bare:
-        asyncio.run(_serve_bare("127.0.0.1", 0))
+        asyncio.run(webhooks.serve_bare("/channels/meta/{name}/webhook", _accept))
         return
     import tempfile
 
