@@ -82,14 +82,10 @@ def _requests(tag: str, count: int, first: int) -> list[webhooks.Request]:
 
 
 def _config(workdir: Path, synchronous: str) -> Path:
-    config = workdir / "config.yaml"
-    data = {
-        "server": {"host": "127.0.0.1", "port": 0},
-        "storage": {
-            "url": f"sqlite+aiosqlite:///{workdir / 'pishkhan.db'}",
-            "sqlite_synchronous": synchronous,
-        },
-        "channels": [
+    return procs.write_config(
+        workdir,
+        synchronous=synchronous,
+        channels=[
             {
                 "type": "whatsapp",
                 "name": CHANNEL,
@@ -100,9 +96,7 @@ def _config(workdir: Path, synchronous: str) -> Path:
                 "graph_url": "http://127.0.0.1:9",  # never called while ingesting text
             }
         ],
-    }
-    config.write_text(json.dumps(data, indent=2))
-    return config
+    )
 
 
 async def pipeline(settings: Settings, workdir: Path) -> dict[str, Any]:

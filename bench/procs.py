@@ -11,6 +11,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 _SERVING = re.compile(r"serving on (http://\S+)")
@@ -91,8 +92,11 @@ async def cli(config: Path, *args: str, stdin: str | None = None) -> str:
     return out.decode()
 
 
-def write_config(workdir: Path, *, synchronous: str = "full") -> Path:
-    """A config with one web form channel on a fresh SQLite file in `workdir` (JSON is YAML)."""
+def write_config(
+    workdir: Path, *, synchronous: str = "full", channels: list[dict[str, Any]] | None = None
+) -> Path:
+    """A config with `channels` (default: one web form) on a fresh SQLite file in `workdir`
+    (JSON is YAML)."""
     config = workdir / "config.yaml"
     data = {
         "server": {"host": "127.0.0.1", "port": 0},
@@ -100,7 +104,7 @@ def write_config(workdir: Path, *, synchronous: str = "full") -> Path:
             "url": f"sqlite+aiosqlite:///{workdir / 'pishkhan.db'}",
             "sqlite_synchronous": synchronous,
         },
-        "channels": [{"type": "webform", "name": "contact"}],
+        "channels": channels or [{"type": "webform", "name": "contact"}],
     }
     config.write_text(json.dumps(data, indent=2))
     return config

@@ -51,14 +51,10 @@ def _requests(tag: str, count: int, first: int) -> list[webhooks.Request]:
 
 
 def _config(workdir: Path, base_url: str, synchronous: str) -> Path:
-    config = workdir / "config.yaml"
-    data = {
-        "server": {"host": "127.0.0.1", "port": 0},
-        "storage": {
-            "url": f"sqlite+aiosqlite:///{workdir / 'pishkhan.db'}",
-            "sqlite_synchronous": synchronous,
-        },
-        "channels": [
+    return procs.write_config(
+        workdir,
+        synchronous=synchronous,
+        channels=[
             {
                 "type": "telegram",
                 "name": CHANNEL,
@@ -69,9 +65,7 @@ def _config(workdir: Path, base_url: str, synchronous: str) -> Path:
                 "webhook_url": "http://127.0.0.1/unused",
             }
         ],
-    }
-    config.write_text(json.dumps(data, indent=2))
-    return config
+    )
 
 
 async def pipeline(settings: Settings, workdir: Path) -> dict[str, Any]:
