@@ -12,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import email, faq, inbox, ingest, meta, report, telegram, webchat
+from bench import email, faq, inbox, ingest, meta, report, reports, scale, telegram, webchat
 from bench.procs import REPO
 from bench.settings import Settings, load
 
@@ -44,6 +44,8 @@ CHANNELS = {
     "meta": meta,
     "webchat": webchat,
     "faq": faq,
+    "reports": reports,
+    "scale": scale,
 }
 """The benchmarks each issue added, each measured against its own ceiling in the same run."""
 

@@ -9,6 +9,7 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,17 @@ async def _timed(http: aiohttp.ClientSession, urls: list[str]) -> dict[str, floa
 
 
 async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
-    results = {"sqlite": await measure(settings, _sqlite(workdir))}
+    return await on_both_engines(measure, settings, _sqlite(workdir))
+
+
+Measure = Callable[[Settings, StorageConfig], Awaitable[dict[str, Any]]]
+
+
+async def on_both_engines(
+    measure: Measure, settings: Settings, sqlite: StorageConfig
+) -> dict[str, Any]:
+    """`measure` on the SQLite file, then on a PostgreSQL schema of its own (dropped after)."""
+    results = {"sqlite": await measure(settings, sqlite)}
     schema = "bench_" + uuid.uuid4().hex[:8]
     admin = create_async_engine(PG_URL)
     try:

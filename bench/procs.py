@@ -110,9 +110,8 @@ def write_config(
     return config
 
 
-async def start_pishkhan(config: Path, *, capacity: int) -> tuple[Server, str]:
-    """Add one agent with `capacity`, start `pishkhan serve`; return it and the agent's token.
-    Does *not* put the agent online (the caller does, through the API)."""
+async def add_agent(config: Path, *, capacity: int) -> str:
+    """Add the benchmark's agent with `capacity` (not online); return its API token."""
     await cli(
         config,
         "agent",
@@ -123,12 +122,23 @@ async def start_pishkhan(config: Path, *, capacity: int) -> tuple[Server, str]:
         "--password-stdin",
         stdin=AGENT_PASSWORD + "\n",
     )
-    token = (await cli(config, "agent", "token", AGENT_EMAIL)).strip()
-    server = await start(
-        ["-m", "inbox.cli", "--config", str(config), "--log-level", "WARNING", "serve"],
-        log=config.parent / "pishkhan.log",
+    return (await cli(config, "agent", "token", AGENT_EMAIL)).strip()
+
+
+async def serve(config: Path, *roles: str, log: str = "pishkhan.log") -> Server:
+    """Start `pishkhan serve` (only `roles`, if given) and return once it serves."""
+    role_args = [arg for role in roles for arg in ("--role", role)]
+    return await start(
+        ["-m", "inbox.cli", "--config", str(config), "--log-level", "WARNING", "serve", *role_args],
+        log=config.parent / log,
     )
-    return server, token
+
+
+async def start_pishkhan(config: Path, *, capacity: int) -> tuple[Server, str]:
+    """Add one agent with `capacity`, start `pishkhan serve`; return it and the agent's token.
+    Does *not* put the agent online (the caller does, through the API)."""
+    token = await add_agent(config, capacity=capacity)
+    return await serve(config), token
 
 
 async def start_bare(workdir: Path) -> Server:

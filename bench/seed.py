@@ -187,6 +187,7 @@ def plan_rows(plan: Plan) -> Iterator[Rows]:
                     "resolved_at": at if status == "resolved" else None,
                     "metadata": {},
                     "last_inbound_message_id": last_in,
+                    "sla_state": {},
                 }
             )
             event_id += 1

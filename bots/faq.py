@@ -17,9 +17,9 @@ from bots.normalize import detect_language, loose_stems, terms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ANSWER_AT = 0.35
+DEFAULT_ANSWER_AT = 0.4
 """Confidence from which the bot answers with the best entry."""
-DEFAULT_SUGGEST_AT = 0.28
+DEFAULT_SUGGEST_AT = 0.25
 """Confidence from which the bot offers the closest entries to choose from."""
 
 MAX_TEXT = 2_000
@@ -48,6 +48,10 @@ RARE_GRAMS = 20
 commoner ones only add to the score of phrasings found otherwise (that keeps replies fast)."""
 TYPO_FACTOR = 0.8
 """An unknown word one typo away from a known one counts this much of it."""
+ANSWER_SIDE = 0.1
+"""Share of the score from how much of the customer's words the entry's answer (and tags)
+hold: people ask in the answer's words as often as in a phrasing's. Those words also count
+as covered for the coverage penalty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +161,16 @@ class FaqIndex:
             for gram in vector:
                 if gram_df[gram] <= self._rare:
                     self._gram_docs.setdefault(gram, []).append(d)
+        # The answer's own words: customers often ask in the words the answer uses, not in
+        # those of any phrasing ("when does my parcel get here" → "delivery takes 2–4 days").
+        self._answer_entries: dict[str, list[int]] = {}
+        for n, entry in enumerate(entries):
+            for term in set(terms(f"{entry.answer} {' '.join(entry.tags)}"[: MAX_TEXT * 4])):
+                self._answer_entries.setdefault(term, []).append(n)
+        self._answer_idf = {
+            term: math.log(1 + (total - len(ids) + 0.5) / (len(ids) + 0.5))
+            for term, ids in self._answer_entries.items()
+        }
         for term in self._term_entries:
             if len(term) >= _min_typo_len(term):
                 for variant in _deletes(term) | {term}:
@@ -216,6 +230,10 @@ class FaqIndex:
                 fixed_query.append(fixed)
         word_hits: dict[int, float] = {}
         entry_hits: dict[int, float] = {}
+        answer_hits: dict[int, float] = {}
+        for term in dict.fromkeys(fixed_query + query):
+            for e in self._answer_entries.get(term, ()):
+                answer_hits[e] = answer_hits.get(e, 0.0) + self._answer_idf[term]
         for term, weight in weights.items():
             for d in self._term_docs[term]:
                 word_hits[d] = word_hits.get(d, 0.0) + weight
@@ -245,11 +263,19 @@ class FaqIndex:
             if score > best.get(e, 0.0):
                 best[e] = score
         ranked: list[Match] = []
+        for e in answer_hits:
+            best.setdefault(e, 0.0)
         for e, score in best.items():
             coverage = min(entry_hits.get(e, 0.0) / total, 1.0)
-            score = ((1 - ENTRY_SIDE) * score + ENTRY_SIDE * coverage) * (
-                1 - COVERAGE_WEIGHT + COVERAGE_WEIGHT * coverage**0.5
-            )
+            answered = min(answer_hits.get(e, 0.0) / total, 1.0)
+            coverage = max(coverage, answered)
+            score = (
+                (1 - ENTRY_SIDE - ANSWER_SIDE) * score
+                + ENTRY_SIDE * coverage
+                + ANSWER_SIDE * answered
+            ) * (1 - COVERAGE_WEIGHT + COVERAGE_WEIGHT * coverage**0.5)
+            if score <= 0:
+                continue
             entry = self.entries[e]
             if entry.language != language:
                 score *= OTHER_LANGUAGE

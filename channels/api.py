@@ -27,6 +27,7 @@ from channels.base import (
     Rejected,
     Route,
     Sender,
+    emit_or_refuse,
 )
 from channels.config import ChannelConfig
 from channels.request_body import read_body
@@ -185,7 +186,7 @@ class ApiChannel:
             raise Rejected(415, "send application/json in UTF-8")
         envelopes = [to_inbound(self.name, message) for message in parse_messages(body)]
         for envelope in envelopes:
-            await self._emit(envelope)
+            await emit_or_refuse(self._emit, envelope)
         return [envelope.external_id for envelope in envelopes]
 
     async def send(self, message: Outbound) -> Delivery:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -152,6 +153,16 @@ class Rejected(Exception):
 
 Emit = Callable[[Inbound], Awaitable[None]]
 """Durably queue one inbound message. Returns only once it is stored; raises if it is not."""
+
+
+async def emit_or_refuse(emit: Emit, inbound: Inbound) -> None:
+    """Queue a message a request brought, or refuse the request with 503 (the queue is down:
+    the sender tries again later) — never a 500, and never an answer before it is queued."""
+    try:
+        await emit(inbound)
+    except Exception as exc:
+        logging.getLogger(__name__).exception("%s: could not queue a message", inbound.channel)
+        raise Rejected(503, f"not queued ({type(exc).__name__}); try again") from None
 
 
 @runtime_checkable
@@ -312,6 +323,29 @@ class FollowsConversations(Protocol):
     def use_chats(self, backend: ChatBackend) -> None: ...
 
     def follow(self, signal: ChatSignal) -> None: ...
+
+
+@runtime_checkable
+class Polls(Protocol):
+    """A channel that reads its provider by polling (an IMAP mailbox, Telegram's getUpdates).
+    At scale exactly one process may read a mailbox or bot at a time, so the composition root
+    can start the reading apart from the rest of the channel (sending works without it)."""
+
+    @property
+    def polls(self) -> bool:
+        """Whether this channel, as configured, reads by polling (Telegram in webhook mode
+        does not)."""
+        ...
+
+    def defer_polling(self) -> None:
+        """Before `start()`: start everything but the reading; `start_polling()` does that."""
+        ...
+
+    async def start_polling(self) -> None: ...
+
+    async def stop_polling(self) -> None:
+        """Stop reading (what was read is queued first); sending goes on. Safe to call twice."""
+        ...
 
 
 @runtime_checkable

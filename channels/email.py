@@ -142,6 +142,8 @@ class EmailChannel:
         self._key = b""
         self._tls = config.tls_context()
         self._reader: asyncio.Task[None] | None = None
+        self._started = False
+        self._deferred = False
         self._client: aioimaplib.IMAP4 | None = None
         self._session_ok = False
         self._status: dict[str, Any] = {
@@ -160,15 +162,29 @@ class EmailChannel:
         self._blobs = blobs
 
     async def start(self, emit: Emit, cursors: CursorStore) -> None:
-        """Begin reading the mailbox in a background task. Does not wait for a connection: a
-        server that is down shows in `status()` and is retried with backoff."""
-        if self._reader is not None:
+        """Begin reading the mailbox in a background task (unless `defer_polling()` was
+        called). Does not wait for a connection: a server that is down shows in `status()`
+        and is retried with backoff."""
+        if self._started:
             return
         self._emit, self._cursors = emit, cursors
         self._key = await self._token_key(cursors)
-        self._reader = asyncio.create_task(self._read_forever(), name=f"email-{self.name}")
+        self._started = True
+        if not self._deferred:
+            await self.start_polling()
 
-    async def stop(self) -> None:
+    @property
+    def polls(self) -> bool:
+        return True
+
+    def defer_polling(self) -> None:
+        self._deferred = True
+
+    async def start_polling(self) -> None:
+        if self._reader is None and self._started:
+            self._reader = asyncio.create_task(self._read_forever(), name=f"email-{self.name}")
+
+    async def stop_polling(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
             # Python 3.11's wait_for can swallow a cancellation that lands as the awaited
@@ -179,7 +195,12 @@ class EmailChannel:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 reader.result()
         await self._close_client()
+        self._status["connected"] = self._status["idle"] = False
+
+    async def stop(self) -> None:
+        await self.stop_polling()
         self._emit = None
+        self._started = False
 
     def routes(self) -> Sequence[Route]:
         return []

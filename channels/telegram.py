@@ -127,6 +127,7 @@ class TelegramChannel:
             per_second=config.messages_per_second,
         )
         self._task: asyncio.Task[None] | None = None
+        self._deferred = False
         self._recent: deque[int] = deque(maxlen=RECENT_UPDATES)
         self._status: dict[str, Any] = {
             "mode": config.mode,
@@ -155,7 +156,7 @@ class TelegramChannel:
         )
 
     async def start(self, emit: Emit, cursors: CursorStore) -> None:
-        if self._task is not None:
+        if self._bot is not None:
             return
         self._emit, self._cursors = emit, cursors
         config = self.config
@@ -180,15 +181,34 @@ class TelegramChannel:
             blobs=self._blobs,
             max_wait_seconds=config.max_flood_wait_seconds,
         )
-        work = self._poll_forever() if config.mode == "polling" else self._register_webhook()
-        self._task = asyncio.create_task(work, name=f"telegram-{self.name}")
+        if config.mode == "webhook":
+            self._task = asyncio.create_task(self._register_webhook(), name=f"telegram-{self.name}")
+        elif not self._deferred:
+            await self.start_polling()
 
-    async def stop(self) -> None:
+    @property
+    def polls(self) -> bool:
+        return self.config.mode == "polling"
+
+    def defer_polling(self) -> None:
+        self._deferred = True
+
+    async def start_polling(self) -> None:
+        if self._task is None and self._bot is not None and self.polls:
+            self._task = asyncio.create_task(self._poll_forever(), name=f"telegram-{self.name}")
+
+    async def stop_polling(self) -> None:
+        """Stop asking for updates; what a poll already returned is queued before its offset
+        is saved, so the next poller (here or elsewhere) starts where this one stopped."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._status["connected"] = False
+
+    async def stop(self) -> None:
+        await self.stop_polling()
         bot, self._bot = self._bot, None
         if bot is not None:
             with contextlib.suppress(Exception):

@@ -37,7 +37,7 @@ from channels.base import (
 from channels.config import ChannelConfig
 from channels.request_body import read_body
 from channels.webchat_files import check_upload, download_headers, safe_filename
-from channels.webchat_limits import Window
+from channels.webchat_limits import LocalLimit, MessageLimit, SharedLimits, Window
 from channels.webchat_tokens import Signer, new_key
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ class WebchatChannel:
         self._per_ip: Counter[str] = Counter()
         self._visitor_rate = Window(config.messages_per_minute)
         self._ip_rate = Window(config.ip_messages_per_minute)
+        self._visitor_messages: MessageLimit = LocalLimit(self._visitor_rate)
+        self._ip_messages: MessageLimit = LocalLimit(self._ip_rate)
         self._typing_rate = Window(1, TYPING_EVERY_SECONDS)
         self._queued: OrderedDict[str, None] = OrderedDict()
         """External ids queued lately: a resend is acknowledged without queueing it again."""
@@ -167,6 +169,16 @@ class WebchatChannel:
 
     def use_blobs(self, blobs: BlobStore) -> None:
         self._blobs = blobs
+
+    def use_shared_limits(self, make: SharedLimits) -> None:
+        """At scale: count visitors' and addresses' messages in windows every web process
+        shares, instead of this process's own."""
+        self._visitor_messages = make(
+            f"webchat:{self.name}:visitor", self.config.messages_per_minute, 60.0
+        )
+        self._ip_messages = make(
+            f"webchat:{self.name}:ip", self.config.ip_messages_per_minute, 60.0
+        )
 
     async def start(self, emit: Emit, cursors: CursorStore) -> None:
         if self.config.secret is not None:
@@ -369,7 +381,7 @@ class WebchatChannel:
             client_id = protocol.client_id_of(request.query.get("client_id"))
         except protocol.BadFrame as exc:
             raise Rejected(400, exc.message) from None
-        if self._visitor_rate.retry_after(visitor):
+        if await self._visitor_messages.retry_after(visitor):
             raise Rejected(429, "too many messages; wait a minute")
         data = await read_body(request, self.config.max_upload_bytes)
         filename = safe_filename(unquote(request.headers.get("X-Filename", "file")))
@@ -560,7 +572,9 @@ class WebchatChannel:
         if external_id in self._queued:
             conn.push({"type": "ack", "client_id": message.client_id})
             return
-        wait = self._visitor_rate.retry_after(conn.visitor) or self._ip_rate.retry_after(conn.ip)
+        wait = await self._visitor_messages.retry_after(
+            conn.visitor
+        ) or await self._ip_messages.retry_after(conn.ip)
         if wait:
             raise protocol.BadFrame(
                 "rate_limited", f"too many messages; retry in {wait:.0f} s", message.client_id

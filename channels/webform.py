@@ -27,6 +27,7 @@ from channels.base import (
     Rejected,
     Route,
     Sender,
+    emit_or_refuse,
 )
 from channels.config import ChannelConfig
 from channels.contacts import normalize_email, normalize_phone
@@ -249,7 +250,7 @@ class WebformChannel:
                     )
         else:
             external_id = self._new_id()
-            await self._emit(self._inbound(submission, external_id))
+            await emit_or_refuse(self._emit, self._inbound(submission, external_id))
         if self.config.success_url and request.content_type != "application/json":
             raise web.HTTPSeeOther(self.config.success_url, headers=headers)
         return web.json_response(
@@ -266,7 +267,7 @@ class WebformChannel:
             if seen != digest:
                 raise Rejected(422, "Idempotency-Key was already used with a different body")
             return False
-        await self._emit(self._inbound(submission, external_id))
+        await emit_or_refuse(self._emit, self._inbound(submission, external_id))
         await self._cursors.set(self.name, external_id, digest)
         return True
 

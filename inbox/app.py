@@ -9,10 +9,12 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
+from inbox import csat_page
 from inbox.api import (
     admin,
     attachments,
     auth,
+    automation,
     canned,
     conversations,
     customers,
@@ -21,6 +23,7 @@ from inbox.api import (
     labels,
     me,
     notifications,
+    reports,
     search,
 )
 from inbox.api.base import ApiRoute, guard, json_response
@@ -41,9 +44,11 @@ API_ROUTES: list[ApiRoute] = [
     *canned.ROUTES,
     *labels.ROUTES,
     *admin.ROUTES,
+    *automation.ROUTES,
     *faq.ROUTES,
     *events.ROUTES,
     *attachments.ROUTES,
+    *reports.ROUTES,
 ]
 STATIC = Path(__file__).parent / "static"
 
@@ -119,6 +124,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         services.metrics.queue_depth.labels(topic).set(stats.depth)
         services.metrics.queue_pending.labels(topic).set(stats.pending)
         services.metrics.dead_letters.labels(topic).set(stats.dead)
+        services.metrics.queue_lag.labels(topic).set(stats.lag_seconds)
     return web.Response(
         body=services.metrics.render(),
         content_type="text/plain",
@@ -134,6 +140,16 @@ async def _close_websockets(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutting down")
 
 
+def create_ops_app(services: Services) -> web.Application:
+    """What a router or poller process serves: `/healthz` for the load balancer or supervisor
+    and `/metrics` for Prometheus, nothing else."""
+    app = web.Application(middlewares=[security_headers, json_errors])
+    app[SERVICES] = services
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
 def create_app(services: Services) -> web.Application:
     app = web.Application(
         middlewares=[security_headers, json_errors],
@@ -146,6 +162,7 @@ def create_app(services: Services) -> web.Application:
     app.router.add_static("/static", STATIC)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    csat_page.add_routes(app)  # public: the signed link is the credential
     for route in API_ROUTES:
         app.router.add_route(route.method, API_PREFIX + route.path, guard(route))
     app.router.add_get(API_PREFIX + "/openapi.json", openapi_handler(API_ROUTES))

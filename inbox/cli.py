@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import runpy
@@ -34,6 +35,10 @@ def _config(args: argparse.Namespace) -> Config:
 async def _serve(config: Config, roles: Sequence[str]) -> None:
     runtime = Runtime(config, roles=roles)
     await runtime.start()
+    # Everything built at start (modules, config, the FAQ index, caches) lives as long as the
+    # process: moved out of the collector's sight, a full collection no longer walks it, and
+    # the pauses those walks cost every request in flight (tens of ms) are gone.
+    gc.freeze()
     assert runtime.services is not None
     first = await ensure_first_admin(
         runtime.services.sessions, capacity=config.routing.default_capacity
@@ -44,8 +49,7 @@ async def _serve(config: Config, roles: Sequence[str]) -> None:
             "Log in with it and change it; it is not shown again.",
             flush=True,
         )
-    if runtime.site_url:
-        print(f"Pishkhan is serving on {runtime.site_url} (roles: {', '.join(roles)})", flush=True)
+    print(f"Pishkhan is serving on {runtime.site_url} (roles: {', '.join(roles)})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -74,6 +74,9 @@ class Config(BaseModel):
                     )
                 if channel.enabled and not other.enabled:
                     raise ValueError(f"{where}, which is disabled (enabled: false)")
+        for index, name in enumerate(self.routing.csat.channels):
+            if name not in by_name:
+                raise ValueError(f"routing.csat.channels[{index}]: no channel is named {name!r}")
         return self
 
 

@@ -4,9 +4,13 @@ addresses from one client, → 429 until the oldest of those failures leaves the
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
+from typing import Protocol
+
+from redis.asyncio import Redis
 
 
 class _FailureWindow:
@@ -112,3 +116,99 @@ class LoginLimiter:
     def tracked(self) -> int:
         """How many (client, address) pairs and clients are remembered."""
         return len(self._by_pair) + len(self._by_client)
+
+
+class LoginLimits(Protocol):
+    """What the login handler asks: `LoginLimiter` in one process, `RedisLoginLimiter` shared
+    by every web process at scale (a client spreading guesses over processes is still counted
+    once)."""
+
+    async def retry_after(self, client: str, email: str) -> float | None: ...
+
+    async def failed(self, client: str, email: str) -> None: ...
+
+    async def succeeded(self, client: str, email: str) -> None: ...
+
+
+class InProcessLoginLimits:
+    """`LoginLimiter` behind the `LoginLimits` interface (the embedded default)."""
+
+    def __init__(self, limiter: LoginLimiter | None = None) -> None:
+        self.limiter = limiter or LoginLimiter()
+
+    async def retry_after(self, client: str, email: str) -> float | None:
+        return self.limiter.retry_after(client, email)
+
+    async def failed(self, client: str, email: str) -> None:
+        self.limiter.failed(client, email)
+
+    async def succeeded(self, client: str, email: str) -> None:
+        self.limiter.succeeded(client, email)
+
+
+_RETRY_AFTER = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wait = -1
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local limit = tonumber(ARGV[2 + i])
+  local nth = redis.call('ZREVRANGE', key, limit - 1, limit - 1, 'WITHSCORES')
+  if nth[2] then
+    local until_ = tonumber(nth[2]) + window - now
+    if until_ > wait then wait = until_ end
+  end
+end
+return tostring(wait)
+"""
+
+
+class RedisLoginLimiter:
+    """The same two limits as `LoginLimiter`, kept in Redis: a sorted set of failure times per
+    (client, address) and per client, each expiring with the window."""
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        *,
+        attempts: int = 5,
+        client_attempts: int = 20,
+        window_seconds: float = 900.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._prefix = f"{prefix}:login"
+        self._attempts = attempts
+        self._client_attempts = client_attempts
+        self._window = window_seconds
+        self._clock = clock
+        self._retry_after = client.register_script(_RETRY_AFTER)
+
+    def _keys(self, client: str, email: str) -> tuple[str, str]:
+        who = client_key(client)
+        return f"{self._prefix}:pair:{who}:{email.lower()}", f"{self._prefix}:client:{who}"
+
+    async def retry_after(self, client: str, email: str) -> float | None:
+        pair, by_client = self._keys(client, email)
+        wait = float(
+            await self._retry_after(
+                keys=[pair, by_client],
+                args=[self._clock(), self._window, self._attempts, self._client_attempts],
+            )
+        )
+        return wait if wait > 0 else None
+
+    async def failed(self, client: str, email: str) -> None:
+        now = self._clock()
+        async with self._client.pipeline(transaction=True) as pipe:
+            for key in self._keys(client, email):
+                pipe.zadd(key, {f"{now}:{secrets.token_hex(4)}": now})
+                pipe.expire(key, int(self._window) + 1)
+            await pipe.execute()
+
+    async def succeeded(self, client: str, email: str) -> None:
+        pair, by_client = self._keys(client, email)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(pair)
+            pipe.zpopmax(by_client)
+            await pipe.execute()

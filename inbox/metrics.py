@@ -50,6 +50,23 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.queue_lag = Gauge(
+            "pishkhan_queue_lag_seconds",
+            "How long the oldest waiting item has waited (consumer lag)",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.leading = Gauge(
+            "pishkhan_poller_leading",
+            "1 while this process reads the channel (holds its poller lease), else 0",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.fanout_connected = Gauge(
+            "pishkhan_event_fanout_connected",
+            "1 while this web process receives other processes' events through Redis",
+            registry=self.registry,
+        )
         self.websockets = Gauge(
             "pishkhan_event_subscribers", "Open realtime connections", registry=self.registry
         )

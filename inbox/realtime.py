@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ class Cutoff:
 
 
 TOO_SLOW = Cutoff(4000, "too slow; reconnect with since=")
+MISSED = Cutoff(4000, "events may have been missed; reconnect with since=")
 LOGGED_OUT = Cutoff(4001, "logged out")
 TOKEN_REVOKED = Cutoff(4001, "token revoked")
 DEACTIVATED = Cutoff(4001, "account deactivated")
@@ -98,6 +100,19 @@ class Subscriber:
                 self.queue.put_nowait(Signal(payload))
 
 
+REMOTE_ROOM_SECONDS = 30.0
+"""How long another process's word on who views a conversation holds unless repeated."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RemoteRoom:
+    team_id: int | None
+    assignee_id: int | None
+    viewers: tuple[tuple[int, str], ...]
+    typing: frozenset[int]
+    expires: float
+
+
 @dataclass
 class _Room:
     """Who is in one conversation right now; `team_id` and `assignee_id` say who may know."""
@@ -123,6 +138,11 @@ class Hub:
         self.on_typing: Callable[[int, str], None] | None = None
         """Called with (conversation id, agent name) each time an agent signals typing (the
         website chat shows it to the visitor)."""
+        self.relay: Callable[[dict[str, Any]], None] | None = None
+        """At scale: sends this process's signals (who views or types where, a customer
+        typing) to the other web processes, whose hubs `receive` them."""
+        self._remote: dict[int, dict[str, _RemoteRoom]] = {}
+        """Conversation id → process → who views and types there, as that process last said."""
 
     def subscribe(self, principal: Principal, *, credential: str | None = None) -> Subscriber:
         subscriber = Subscriber(principal, credential)
@@ -188,6 +208,14 @@ class Hub:
         agent_id = subscriber.principal.id
         if self.on_typing is not None:
             self.on_typing(conversation_id, subscriber.principal.name)
+        if self.relay is not None:
+            self.relay(
+                {
+                    "kind": "agent_typing",
+                    "conversation_id": conversation_id,
+                    "name": subscriber.principal.name,
+                }
+            )
         started = agent_id not in room.typing
         if not started:
             room.typing[agent_id].cancel()
@@ -207,15 +235,73 @@ class Hub:
         assignee_id: int | None,
     ) -> None:
         """Send an ephemeral signal about a conversation (a customer typing) to the streams of
-        the agents who can see it."""
+        the agents who can see it, here and (at scale) on the other web processes."""
+        self._tell_here(conversation_id, payload, team_id=team_id, assignee_id=assignee_id)
+        if self.relay is not None:
+            self.relay(
+                {
+                    "kind": "tell",
+                    "conversation_id": conversation_id,
+                    "payload": payload,
+                    "team_id": team_id,
+                    "assignee_id": assignee_id,
+                }
+            )
+
+    def _tell_here(
+        self,
+        conversation_id: int,
+        payload: dict[str, Any],
+        *,
+        team_id: int | None,
+        assignee_id: int | None,
+    ) -> None:
         for subscriber in self._subscribers:
             if can_see(subscriber.principal, team_id, assignee_id):
                 subscriber.signal({**payload, "conversation_id": conversation_id})
 
+    def receive(self, message: dict[str, Any], origin: str) -> None:
+        """A signal another web process relayed (see `relay`). Malformed ones are ignored."""
+        try:
+            kind, conversation_id = message["kind"], int(message["conversation_id"])
+            if kind == "tell":
+                self._tell_here(
+                    conversation_id,
+                    dict(message["payload"]),
+                    team_id=message.get("team_id"),
+                    assignee_id=message.get("assignee_id"),
+                )
+            elif kind == "agent_typing" and self.on_typing is not None:
+                self.on_typing(conversation_id, str(message["name"]))
+            elif kind == "room":
+                remote = _RemoteRoom(
+                    team_id=message.get("team_id"),
+                    assignee_id=message.get("assignee_id"),
+                    viewers=tuple((int(i), str(n)) for i, n in message["viewers"]),
+                    typing=frozenset(int(i) for i in message["typing"]),
+                    expires=time.monotonic() + REMOTE_ROOM_SECONDS,
+                )
+                rooms = self._remote.setdefault(conversation_id, {})
+                if remote.viewers:
+                    rooms[origin] = remote
+                else:
+                    rooms.pop(origin, None)
+                self._announce_merged(conversation_id, remote.team_id, remote.assignee_id)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning("ignored a malformed relayed signal: %s", exc)
+
+    def relay_rooms(self) -> None:
+        """Say again who views what here (other processes forget what is not repeated within
+        REMOTE_ROOM_SECONDS: a process that died leaves no ghost viewers behind)."""
+        for conversation_id, room in list(self._rooms.items()):
+            self._relay_room(conversation_id, room)
+
     def collision(self, conversation_id: int) -> dict[str, Any] | None:
         """The current collision state of a conversation (`None` when nobody is in it)."""
         room = self._rooms.get(conversation_id)
-        return self._state(conversation_id, room) if room else None
+        if room is None and not self._remote_rooms(conversation_id):
+            return None
+        return self._state(conversation_id, room)
 
     def _stop_typing(self, conversation_id: int, agent_id: int) -> None:
         room = self._rooms.get(conversation_id)
@@ -236,33 +322,81 @@ class Hub:
         if not room.viewers:
             del self._rooms[conversation_id]
 
-    @staticmethod
-    def _state(conversation_id: int, room: _Room) -> dict[str, Any]:
+    def _remote_rooms(self, conversation_id: int) -> list[_RemoteRoom]:
+        rooms = self._remote.get(conversation_id)
+        if not rooms:
+            return []
+        now = time.monotonic()
+        for origin in [o for o, r in rooms.items() if r.expires < now]:
+            del rooms[origin]
+        if not rooms:
+            del self._remote[conversation_id]
+        return list(rooms.values())
+
+    def _state(self, conversation_id: int, room: _Room | None) -> dict[str, Any]:
         viewers: dict[int, str] = {}
-        for viewer in sorted(room.viewers, key=lambda v: v.principal.id):
-            viewers.setdefault(viewer.principal.id, viewer.principal.name)
+        typing: set[int] = set()
+        if room is not None:
+            for viewer in sorted(room.viewers, key=lambda v: v.principal.id):
+                viewers.setdefault(viewer.principal.id, viewer.principal.name)
+            typing.update(room.typing)
+        for remote in self._remote_rooms(conversation_id):
+            for agent_id, name in remote.viewers:
+                viewers.setdefault(agent_id, name)
+            typing.update(remote.typing)
         return {
             "type": "collision",
             "conversation_id": conversation_id,
-            "viewing": [{"id": i, "name": name} for i, name in viewers.items()],
-            "typing": [{"id": i, "name": viewers[i]} for i in sorted(room.typing) if i in viewers],
+            "viewing": [{"id": i, "name": name} for i, name in sorted(viewers.items())],
+            "typing": [{"id": i, "name": viewers[i]} for i in sorted(typing) if i in viewers],
         }
 
     def _announce(
         self, conversation_id: int, room: _Room, *, skip: Subscriber | None = None
     ) -> None:
-        state = self._state(conversation_id, room)
+        self._announce_merged(conversation_id, room.team_id, room.assignee_id, skip=skip)
+        self._relay_room(conversation_id, room)
+
+    def _announce_merged(
+        self,
+        conversation_id: int,
+        team_id: int | None,
+        assignee_id: int | None,
+        *,
+        skip: Subscriber | None = None,
+    ) -> None:
+        state = self._state(conversation_id, self._rooms.get(conversation_id))
         for subscriber in self._subscribers:
-            if subscriber is not skip and can_see(
-                subscriber.principal, room.team_id, room.assignee_id
-            ):
+            if subscriber is not skip and can_see(subscriber.principal, team_id, assignee_id):
                 subscriber.signal(state)
+
+    def _relay_room(self, conversation_id: int, room: _Room) -> None:
+        if self.relay is None:
+            return
+        viewers: dict[int, str] = {}
+        for viewer in room.viewers:
+            viewers.setdefault(viewer.principal.id, viewer.principal.name)
+        self.relay(
+            {
+                "kind": "room",
+                "conversation_id": conversation_id,
+                "team_id": room.team_id,
+                "assignee_id": room.assignee_id,
+                "viewers": sorted(viewers.items()),
+                "typing": sorted(room.typing),
+            }
+        )
 
     def disconnect_agent(self, agent_id: int, cutoff: Cutoff) -> int:
         """End every stream of the agent (deactivated); returns how many were open.
 
         Only this process's streams: other web nodes notice at their next credential check."""
         return self._cut([s for s in self._subscribers if s.principal.id == agent_id], cutoff)
+
+    def disconnect_all(self, cutoff: Cutoff) -> int:
+        """End every stream (events between processes may have been lost: each reconnects
+        with `since=` and catches up from the event log)."""
+        return self._cut(list(self._subscribers), cutoff)
 
     def disconnect_credential(self, credential: str, cutoff: Cutoff) -> int:
         """End the streams opened with one session or token (logged out, revoked), leaving the

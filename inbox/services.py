@@ -9,7 +9,7 @@ from aiohttp import web
 
 from channels.base import Channel
 from inbox.config import Config
-from inbox.login_limiter import LoginLimiter
+from inbox.login_limiter import InProcessLoginLimits, LoginLimits
 from inbox.metrics import Metrics
 from inbox.realtime import Hub
 from routing.actions import Actions
@@ -28,7 +28,7 @@ class Services:
     channels: Mapping[str, Channel]
     metrics: Metrics
     blobs: SqlBlobStore
-    login_limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter())
+    login_limiter: LoginLimits = field(default_factory=InProcessLoginLimits)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -63,6 +63,7 @@ from storage.work import UnitOfWork
 
 OUTBOUND_TOPIC = "outbound"
 STATUSES = ("open", "pending", "snoozed", "resolved")
+PRIORITIES = ("low", "normal", "high", "urgent")
 MAX_FAQ_QUESTION = 2000
 MAX_FAQ_ANSWER = 20000
 PRESENCES = ("online", "away", "offline")
@@ -277,6 +278,13 @@ class Actions:
         return await self._run(
             _set_status, conversation_id, status, actor_agent_id, snoozed_until, now
         )
+
+    async def set_priority(
+        self, conversation_id: int, priority: str, *, actor_agent_id: int
+    ) -> Conversation:
+        if priority not in PRIORITIES:
+            raise Invalid(f"priority must be one of {', '.join(PRIORITIES)}")
+        return await self._run(_set_priority, conversation_id, priority, actor_agent_id)
 
     async def set_labels(
         self,
@@ -756,6 +764,32 @@ def _set_status(
         session.flush()
         if previous == "open" and status != "open":
             assign_waiting(session, log, now=now)
+    return conversation, log
+
+
+def change_priority(
+    conversation: Conversation, priority: str, log: EventLog, *, actor_agent_id: int | None
+) -> bool:
+    """Set the priority, recording `conversation.priority_changed` (nothing when it is the same)."""
+    previous = conversation.priority
+    if previous == priority:
+        return False
+    conversation.priority = priority
+    log.add(
+        "conversation.priority_changed",
+        conversation,
+        {"from": previous, "to": priority, "conversation": conversation_summary(conversation)},
+        actor_agent_id=actor_agent_id,
+    )
+    return True
+
+
+def _set_priority(
+    session: Session, conversation_id: int, priority: str, actor_agent_id: int
+) -> tuple[Conversation, EventLog]:
+    log = EventLog(session)
+    conversation = _conversation(session, conversation_id)
+    change_priority(conversation, priority, log, actor_agent_id=actor_agent_id)
     return conversation, log
 
 

@@ -19,10 +19,9 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -31,11 +30,11 @@ from bots.faq import Entry, FaqIndex, Match, Reply
 from bots.knowledge import import_yaml, knowledge_version, load_entries
 from bots.normalize import detect_language
 from channels.base import Inbound
-from routing.config import BotConfig, BusinessHoursConfig
+from routing.business_hours import BusinessCalendar, team_calendar
+from routing.config import BotConfig, BusinessHoursConfig, RoutingConfig
 from routing.dispatch import Roster, log_assignment
 from routing.events import ConversationLike, EventLog, conversation_summary, message_summary
 from routing.threads import ConversationRef, save_conversations
-from routing.visitors import within_business_hours
 from storage.bulk import insert_ids
 from storage.models import Conversation, FaqEntry, Message
 
@@ -52,7 +51,6 @@ Reason = Literal["asked", "unknown", "misses", "agent"]
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)\-،,]?\s*$")
 _FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {
     "fa": ("دوشنبه", "سه‌شنبه", "چهارشنبه", "پنجشنبه", "جمعه", "شنبه", "یکشنبه"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
@@ -78,20 +76,13 @@ def button_channels(channels: Sequence[Any]) -> dict[str, bool]:
     return served
 
 
-def next_opening(hours: BusinessHoursConfig, now: datetime) -> datetime | None:
-    """When the desk next opens, in its time zone; None when it is open now (or never opens)."""
-    if within_business_hours(hours, now):
+def next_opening(hours: BusinessHoursConfig | BusinessCalendar, now: datetime) -> datetime | None:
+    """When the desk next opens (holidays skipped), in its time zone; None when it is open now
+    (or never opens)."""
+    calendar = hours if isinstance(hours, BusinessCalendar) else BusinessCalendar(hours)
+    if calendar.is_open(now):
         return None
-    zone = ZoneInfo(hours.timezone)
-    local = now.astimezone(zone)
-    for offset in range(8):
-        day = local.date() + timedelta(days=offset)
-        spans = hours.week.get(_DAYS[day.weekday()], ())  # type: ignore[call-overload]
-        for span in sorted(spans):
-            start = datetime.combine(day, time(int(span[:2]), int(span[3:5])), tzinfo=zone)
-            if start > local:
-                return start
-    return None
+    return calendar.next_opening(now)
 
 
 def _when(opening: datetime, language: str) -> str:
@@ -358,9 +349,13 @@ class BotTurns:
         config: BotConfig,
         hours: BusinessHoursConfig,
         channels: Mapping[str, bool],
+        *,
+        routing: RoutingConfig | None = None,
     ) -> None:
+        """`routing`: where teams' own calendars come from (without it, `hours` for all)."""
         self._config = config
         self._hours = hours
+        self._routing = routing
         self._channels = dict(channels)
         self.knowledge = Knowledge(config)
 
@@ -406,8 +401,7 @@ class BotTurns:
         messages' ids by the customer message's position in `customers` (queue them after
         the commit)."""
         turns: list[tuple[int, ConversationRef, Turn]] = []
-        opening: datetime | None = None
-        opening_known = False
+        openings: dict[int | None, datetime | None] = {}
         assigned: dict[int, tuple[int | None, str]] = {}
         for position, customer in enumerate(customers):
             conversation = customer.conversation
@@ -415,8 +409,14 @@ class BotTurns:
             state = dict(state) if isinstance(state, dict) else {}
             if conversation.status != "bot" or state.get("silenced"):
                 continue
-            if not opening_known:
-                opening, opening_known = next_opening(self._hours, now), True
+            if conversation.team_id not in openings:
+                calendar = (
+                    team_calendar(session, self._routing, conversation.team_id)
+                    if self._routing is not None
+                    else BusinessCalendar(self._hours)
+                )
+                openings[conversation.team_id] = next_opening(calendar, now)
+            opening = openings[conversation.team_id]
             buttons = self._channels.get(conversation.channel, False)
             turn = decide(
                 self.knowledge,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,15 @@ from sqlalchemy.orm import Session
 
 from storage.bulk import insert_ids
 from storage.models import Conversation, Event, utcnow
+
+logger = logging.getLogger(__name__)
+
+REACTIONS = "pishkhan.reactions"
+"""The `Session.info` key (set through `UnitOfWork.session_info`) holding the reactions that
+run inside every unit of work that records events: see `Reaction`."""
+MAX_REACTION_ROUNDS = 4
+"""Events reactions record are reacted to in turn, up to this many rounds: a chain of
+reactions can never loop."""
 
 ADDRESSED = frozenset({"notification.created"})
 """Event types meant for one agent only: the one named by their data's `agent_id`."""
@@ -60,6 +70,49 @@ class Published:
             "data": self.data,
             "created_at": self.created_at.isoformat(),
         }
+
+    def to_wire(self) -> dict[str, Any]:
+        """Everything, for another process (`from_wire` reads it back): who may see it too."""
+        return {
+            **self.as_dict(),
+            "recipient_id": self.recipient_id,
+            "scopes": [list(scope) for scope in self.scopes],
+        }
+
+    @classmethod
+    def from_wire(cls, value: dict[str, Any]) -> Published:
+        return cls(
+            id=int(value["id"]),
+            type=str(value["type"]),
+            conversation_id=value.get("conversation_id"),
+            team_id=value.get("team_id"),
+            assignee_id=value.get("assignee_id"),
+            data=dict(value.get("data") or {}),
+            created_at=datetime.fromisoformat(value["created_at"]),
+            customer_id=value.get("customer_id"),
+            actor_agent_id=value.get("actor_agent_id"),
+            recipient_id=value.get("recipient_id"),
+            scopes=tuple((scope[0], scope[1]) for scope in value.get("scopes") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    """An event recorded in this transaction, as a reaction sees it before the commit."""
+
+    type: str
+    conversation_id: int | None
+    customer_id: int | None
+    actor_agent_id: int | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+Reaction = Callable[[Session, "EventLog", Sequence[Happened]], None]
+"""Runs just before a unit of work commits, in its transaction, with the events it recorded
+(SLA clocks, automation rules, satisfaction surveys). It may change rows and record events of
+its own with `log.add`; those are handed to the reactions in the next round. Raising rolls the
+whole unit of work back, so a reaction that must not lose the message catches its own errors."""
 
 
 def customer_scopes(session: Session, customer_ids: set[int]) -> dict[int, tuple[Scope, ...]]:
@@ -148,6 +201,49 @@ def conversation_summary(conversation: ConversationLike) -> dict[str, Any]:
         "waiting_since": conversation.waiting_since.isoformat()
         if conversation.waiting_since
         else None,
+        "sla": sla_summary(conversation),
+    }
+
+
+_SLA_METRICS = ("first_response", "next_response", "resolution")
+
+
+def sla_summary(conversation: object) -> dict[str, Any] | None:
+    """The conversation's next running SLA deadline, `{policy, metric, due_at, warn_from,
+    paused}`; None without one. Read by attribute name: the router's `ConversationRef` has no
+    clocks (they start in a reaction after it)."""
+    policy = getattr(conversation, "sla_policy", None)
+    state = getattr(conversation, "sla_state", None)
+    if not policy or not isinstance(state, dict):
+        return None
+    if getattr(conversation, "sla_paused_at", None) is not None:
+        overdue, remaining = state.get("overdue") or {}, state.get("remaining") or {}
+        left = [(0.0, m) for m in _SLA_METRICS if m in overdue]
+        left += sorted((float(s), m) for m, s in remaining.items() if m in _SLA_METRICS)
+        if not left:
+            return None
+        return {
+            "policy": policy,
+            "metric": left[0][1],
+            "due_at": overdue.get(left[0][1]),
+            "warn_from": None,
+            "paused": True,
+            "remaining_seconds": left[0][0],
+        }
+    running = [
+        (due, metric)
+        for metric in _SLA_METRICS
+        if (due := getattr(conversation, f"{metric}_due_at", None)) is not None
+    ]
+    if not running:
+        return None
+    due, metric = min(running)
+    return {
+        "policy": policy,
+        "metric": metric,
+        "due_at": due.isoformat(),
+        "warn_from": (state.get("warn_from") or {}).get(metric),
+        "paused": False,
     }
 
 
@@ -207,15 +303,60 @@ class EventLog:
     def checkpoint(self) -> int:
         return len(self._pending)
 
+    def data_since(self, checkpoint: int) -> list[dict[str, Any]]:
+        """The data of the events recorded since `checkpoint`, to mark them with their cause
+        (an automation rule marks its events so that no rule matches them again)."""
+        return [pending.row["data"] for pending in self._pending[checkpoint:]]
+
     def discard_since(self, checkpoint: int) -> None:
         """Forget events of work that was rolled back."""
         del self._pending[checkpoint:]
+
+    def deliver(self, message_id: int) -> None:
+        """Queue an outbound message for its channel once this unit of work commits (marks the
+        message's `message.created` event; the composition root's listener queues it)."""
+        for pending in reversed(self._pending):
+            message = pending.row["data"].get("message")
+            if (
+                pending.row["type"] == "message.created"
+                and isinstance(message, dict)
+                and message.get("id") == message_id
+            ):
+                pending.row["data"]["deliver"] = True
+                return
+        raise ValueError(f"no message.created event for message {message_id} to deliver")
+
+    def _react(self, session: Session) -> None:
+        reactions: Sequence[Reaction] = session.info.get(REACTIONS, ())
+        seen = 0
+        for _ in range(MAX_REACTION_ROUNDS):
+            if not reactions or seen == len(self._pending):
+                return
+            happened = [
+                Happened(
+                    type=p.row["type"],
+                    conversation_id=p.row["conversation_id"],
+                    customer_id=p.row["customer_id"],
+                    actor_agent_id=p.row["actor_agent_id"],
+                    data=p.row["data"],
+                    created_at=p.row["created_at"],
+                )
+                for p in self._pending[seen:]
+            ]
+            seen = len(self._pending)
+            for reaction in reactions:
+                reaction(session, self, happened)
+        if seen != len(self._pending):
+            logger.warning(
+                "reactions still recording events after %s rounds; stopped", MAX_REACTION_ROUNDS
+            )
 
     def _write(self, session: Session) -> None:
         # "before_commit" also fires when a savepoint is released; only the outermost commit
         # writes, once.
         if self._written or session.in_nested_transaction() or not self._pending:
             return
+        self._react(session)
         self._written = True
         ids = insert_ids(session, Event, [pending.row for pending in self._pending])
         for pending, event_id in zip(self._pending, ids, strict=True):

@@ -32,7 +32,7 @@ from channels.base import (
     StoresFiles,
 )
 from routing.actions import OUTBOUND_TOPIC
-from routing.events import EventLog, Notify, message_summary
+from routing.events import EventLog, Notify, Published, message_summary
 from routing.reply_window import template_of
 from storage.blobs import delete_unsent_uploads
 from storage.db import SessionFactory
@@ -49,6 +49,41 @@ from storage.queue import Item, Queue
 from storage.work import UnitOfWork
 
 logger = logging.getLogger(__name__)
+
+
+def queue_marked_deliveries(queue: Queue) -> Notify:
+    """An event listener that queues the outbound messages a unit of work marked with
+    `EventLog.deliver` (a reaction's message: a survey, an automatic reply). It publishes in a
+    task of its own: listeners run inside the embedded queue's own publishing (the router's
+    in-transaction handler), which a publish awaited there would wait on forever. If the queue
+    refuses, the message stays `queued` and `DeliverySweep` sends it later."""
+    publishing: set[asyncio.Task[None]] = set()
+
+    async def publish(marked: list[tuple[int, int]]) -> None:
+        for conversation_id, message_id in marked:
+            try:
+                await queue.publish(
+                    OUTBOUND_TOPIC, f"conversation:{conversation_id}", str(message_id).encode()
+                )
+            except Exception:
+                logger.exception("message %s could not be queued; the sweep retries", message_id)
+
+    async def queue_marked(events: Sequence[Published]) -> None:
+        marked = [
+            (event.conversation_id, int(message["id"]))
+            for event in events
+            if event.type == "message.created"
+            and event.data.get("deliver")
+            and event.conversation_id is not None
+            and isinstance(message := event.data.get("message"), dict)
+        ]
+        if marked:
+            task = asyncio.ensure_future(publish(marked))  # type: ignore[arg-type]
+            publishing.add(task)
+            task.add_done_callback(publishing.discard)
+
+    return queue_marked
+
 
 INTERRUPTED = "interrupted while sending; retry from the inbox"
 SINCE = "delivery_since"

@@ -26,11 +26,13 @@ from routing.actions import OUTBOUND_TOPIC
 from routing.assignment import Decision, pick_team
 from routing.bot_turns import BotTurns, Customer
 from routing.config import RoutingConfig
+from routing.csat import take_answers
 from routing.delivery_reports import settle_delivery_reports
 from routing.dispatch import Roster, assign_waiting, log_assignment
 from routing.events import EventLog, Notify, conversation_summary, message_summary
 from routing.identity import CustomerRef, resolve_customers
 from routing.rules_store import StoredRules, load_enabled
+from routing.sla_watch import watch_sla
 from routing.teams import sync_teams
 from routing.threads import (
     ConversationRef,
@@ -92,7 +94,9 @@ class Router:
         self._waiting: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
         self._bot = (
-            BotTurns(config.bot, config.business_hours, bot_channels) if bot_channels else None
+            BotTurns(config.bot, config.business_hours, bot_channels, routing=config)
+            if bot_channels
+            else None
         )
         self._queue = queue
         self._publishing: set[asyncio.Task[None]] = set()
@@ -273,6 +277,14 @@ class Router:
         if not fresh:
             return [Routed(duplicate=True) for _ in inbounds]
         resolved = resolve_customers(session, fresh, now=now)
+        fresh, resolved, answers = take_answers(
+            self._config.csat, session, fresh, resolved, log, now=now
+        )  # a satisfaction survey's answer: stored, never reopens, no bot turn, no assignment
+        answered = {key: Routed(**answer) for key, answer in answers.items()}
+        if not fresh:
+            return [
+                answered.get((i.channel, i.external_id)) or Routed(duplicate=True) for i in inbounds
+            ]
         if rules.need_labels or any(rule.customer_labels for rule in self._config.rules):
             _load_labels(session, [r.customer for r in resolved])
         threaded = thread_messages(
@@ -311,7 +323,7 @@ class Router:
             thread.conversation.last_inbound_message_id = message.id
         save_conversations(session, [t.conversation for t in threaded])
         _note_edits_and_start_payloads(session, fresh, [t.conversation for t in threaded])
-        routed: dict[tuple[str, str], Routed] = {}
+        routed: dict[tuple[str, str], Routed] = answered
         for inbound, who, thread, message, (previous, decision) in zip(
             fresh, resolved, threaded, messages, assignments, strict=True
         ):
@@ -397,8 +409,8 @@ class Router:
                 logger.exception("bot reply %s: not queued; the sweep will", result.bot_message_id)
 
     async def tick(self) -> None:
-        """Periodic upkeep: wake snoozed conversations whose time has come, and give waiting
-        conversations to agents who became free."""
+        """Periodic upkeep: wake snoozed conversations whose time has come, give waiting
+        conversations to agents who became free, and warn of and record SLA breaches."""
         log = await self._work.run(self._tick, self._clock())
         await self._notify(log.published())
 
@@ -424,6 +436,7 @@ class Router:
             )
         session.flush()
         assign_waiting(session, log, now=now)
+        watch_sla(session, log, self._config, now)  # SLA warnings and breaches that came due
         return log
 
 

@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Attachment, ChatHistory, ChatLine
+from routing.business_hours import BusinessCalendar, calendar_for
 from routing.config import BusinessHoursConfig, RoutingConfig
 from routing.dispatch import load_candidates
 from storage.blobs import attachment_id
@@ -32,15 +32,12 @@ from storage.models import (
 
 AVAILABILITY_SECONDS = 5.0
 """How long an availability answer is reused: every visitor's hello asks."""
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def within_business_hours(hours: BusinessHoursConfig, now: datetime) -> bool:
-    """Whether `now` falls in one of the day's opening spans, in the configured time zone."""
-    local = now.astimezone(ZoneInfo(hours.timezone))
-    spans = hours.week.get(_DAYS[local.weekday()], ())  # type: ignore[call-overload]
-    clock = local.strftime("%H:%M")
-    return any(span[:5] <= clock < span[6:] for span in spans)
+    """Whether `now` falls in one of the day's opening spans and on no holiday, in the
+    configured time zone."""
+    return BusinessCalendar(hours).is_open(now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +206,8 @@ class Visitors:
         cached = self._available.get(channel)
         if cached is not None and now - cached[0] < AVAILABILITY_SECONDS:
             return cached[1]
-        result = within_business_hours(self._routing.business_hours, self._clock())
+        team = self._channel_teams.get(channel)
+        result = calendar_for(self._routing, team).is_open(self._clock())
         if result:
             async with self._sessions() as session:
                 team_name = self._channel_teams.get(channel)

@@ -29,4 +29,7 @@ class QueueConfig(BaseModel):
     partitions: int = Field(default=16, ge=1, le=1024)
     max_attempts: int = Field(default=5, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
+    poller_lease_seconds: float = Field(default=15.0, ge=1)
+    """At scale: how long a poller's leadership of a mailbox or bot outlives its last renewal
+    (a standby takes over within this time of the leader's death)."""
     batch_size: int = Field(default=100, ge=1)

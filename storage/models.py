@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    literal_column,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
@@ -181,6 +182,8 @@ class Conversation(Base):
         # The inbox list: newest activity first, or waiting longest first, paged by (key, id).
         Index("ix_conversations_activity_id", "last_activity_at", "id"),
         Index("ix_conversations_waiting_id", "waiting_since", "id"),
+        # Reports: the conversations opened in a period.
+        Index("ix_conversations_created_at", "created_at"),
         # Sidebar badges: open conversations whose last customer message is past a read marker,
         # counted from this index alone (it holds what the views and visibility filter on).
         Index(
@@ -213,6 +216,18 @@ class Conversation(Base):
     last_inbound_message_id: Mapped[int | None] = mapped_column(BigId)
     """The newest customer message's id: unread for an agent when past their read marker. Set
     by whatever stores a customer message (the router)."""
+    sla_policy: Mapped[str | None] = mapped_column(String(100))
+    """The SLA policy whose clocks run on this conversation (its name in config.yaml)."""
+    first_response_due_at: Mapped[datetime | None]
+    next_response_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    """The earliest running deadline of the three: what the breach watcher scans by."""
+    sla_paused_at: Mapped[datetime | None]
+    """Set while the clocks are stopped (pending, snoozed); the business time left per clock
+    is kept in `sla_state`."""
+    sla_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    """Remaining business seconds of paused clocks and which warnings were already sent."""
 
 
 class Message(Base):
@@ -223,6 +238,14 @@ class Message(Base):
         # Unread counts: the customer's messages after a read marker, one index range each.
         Index("ix_messages_conversation_direction_id", "conversation_id", "direction", "id"),
         Index("ix_messages_provider_id", "provider_id"),
+        # Reports' busiest hours: customers' messages in a period, read from the index alone.
+        Index(
+            "ix_messages_author_kind_created_at",
+            "author_kind",
+            "created_at",
+            "direction",
+            "conversation_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -289,6 +312,8 @@ class Event(Base):
     """The append-only log: every change to a conversation, in order. Realtime replays from it."""
 
     __tablename__ = "events"
+    # Reports: one kind of event (resolutions, handovers) in a period.
+    __table_args__ = (Index("ix_events_type_created_at", "type", "created_at", "conversation_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(50))
@@ -481,3 +506,103 @@ class FaqSuggestion(Base):
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("faq_entries.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reviewed_at: Mapped[datetime | None]
+
+
+class SlaBreach(Base):
+    """A deadline an SLA policy set that passed unmet: one row per conversation, clock and
+    deadline, so a breach is recorded once however often the watcher looks."""
+
+    __tablename__ = "sla_breaches"
+    __table_args__ = (UniqueConstraint("conversation_id", "metric", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    metric: Mapped[str] = mapped_column(String(20))
+    """first_response | next_response | resolution"""
+    policy: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime]
+    breached_at: Mapped[datetime] = mapped_column(index=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+
+
+class AutomationRule(Base):
+    """An admin's automation rule: when `trigger` happens and every condition holds, the
+    actions run, in `position` order among the rules of that trigger."""
+
+    __tablename__ = "automation_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(40), index=True)
+    """message.created | conversation.created | conversation.status_changed | sla.warning"""
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    position: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AutomationAudit(Base):
+    """Who changed which automation rule, and how: the rule before and after. Kept when the
+    rule itself is deleted."""
+
+    __tablename__ = "automation_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    change: Mapped[str] = mapped_column(String(20))
+    """created | updated | deleted | reordered"""
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CsatSurvey(Base):
+    """A satisfaction survey sent when a conversation was resolved, and the customer's answer.
+    `nonce` makes the signed email link usable once."""
+
+    __tablename__ = "csat_surveys"
+    __table_args__ = (Index("ix_csat_surveys_customer_id_sent_at", "customer_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(100))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    """The assignee when the conversation was resolved: whose work is rated."""
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="sent")
+    """sent | answered | expired"""
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    expires_at: Mapped[datetime]
+    rating: Mapped[int | None] = mapped_column(Integer)
+    """1 (very unhappy) to 5 (very happy)."""
+    comment: Mapped[str] = mapped_column(Text, default="")
+    answered_at: Mapped[datetime | None]
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+RESOLUTIONS_INDEX = "ix_events_resolutions"
+RESOLVED_EVENTS = {
+    "sqlite": "type = 'conversation.status_changed' AND json_extract(data, '$.to') = 'resolved'",
+    "postgresql": "type = 'conversation.status_changed' AND (data ->> 'to') = 'resolved'",
+}
+"""Reports (routing/reports/): the resolutions in a period, read from this partial index alone
+on PostgreSQL and without any JSON on SQLite (migration 0013)."""
+Index(
+    RESOLUTIONS_INDEX,
+    Event.created_at,
+    Event.conversation_id,
+    sqlite_where=literal_column(RESOLVED_EVENTS["sqlite"]),
+    postgresql_where=literal_column(RESOLVED_EVENTS["postgresql"]),
+)

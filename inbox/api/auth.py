@@ -52,7 +52,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, LoginBody)
     client = request.remote or "?"
     who = normalize_email(body.email) or body.email.strip().lower()
-    wait = services.login_limiter.retry_after(client, who)
+    wait = await services.login_limiter.retry_after(client, who)
     if wait is not None:
         return json_response(
             {"error": "too many failed logins; wait a few minutes"},
@@ -60,7 +60,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             headers={"Retry-After": str(math.ceil(wait))},
         )
     server = services.config.server
-    services.login_limiter.failed(client, who)  # until it succeeds; see LoginLimiter
+    await services.login_limiter.failed(client, who)  # until it succeeds; see LoginLimiter
     agent = await authenticate(services.sessions, body.email, body.password)
     if agent is None:
         return error(401, "wrong email or password")
@@ -68,7 +68,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         token, csrf = await open_session(
             session, agent, lifetime=timedelta(hours=server.session_hours)
         )
-    services.login_limiter.succeeded(client, who)
+    await services.login_limiter.succeeded(client, who)
     response = json_response(
         {
             "agent": {"id": agent.id, "email": agent.email, "name": agent.name, "role": agent.role},

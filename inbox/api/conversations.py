@@ -30,6 +30,7 @@ from inbox.api.base import (
 from inbox.realtime import can_see
 from inbox.services import SERVICES
 from routing.actions import WindowClosed, attachment_views, message_with_files
+from routing.csat import conversation_csat, customer_csat
 from routing.events import conversation_summary, message_summary
 from routing.history import customer_profile
 from routing.reply_window import template_view, window_at, wrote_at
@@ -101,6 +102,10 @@ class AssignBody(Body):
 class StatusBody(Body):
     status: Literal["open", "pending", "snoozed", "resolved"]
     snoozed_until: AwareDatetime | None = None
+
+
+class ConversationPatchBody(Body):
+    priority: Literal["low", "normal", "high", "urgent"]
 
 
 LabelName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -479,6 +484,11 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
             ],
         )
         profile = await customer_profile(session, conversation.customer_id)
+        low = request.app[SERVICES].config.routing.csat.low_score
+        now = request.app[SERVICES].actions.now()
+        csat = await conversation_csat(session, conversation.id, now, low_score=low)
+        if profile is not None:
+            profile["csat"] = await customer_csat(session, conversation.customer_id, low_score=low)
         labels = (await _labels(session, [conversation.id])).get(conversation.id, [])
         unread = (await _unread(session, who, [conversation.id])).get(conversation.id, 0)
     customer: dict[str, Any] = {
@@ -511,6 +521,7 @@ async def get_conversation(request: web.Request) -> web.StreamResponse:
             "messages": [_message(m, agents, customer) for m in messages],
             "activities": [_activity(e, agents) for e in events],
             "customer": profile,
+            "csat": csat,
         }
     )
 
@@ -648,6 +659,16 @@ async def set_status(request: web.Request) -> web.StreamResponse:
     return json_response(conversation_summary(conversation))
 
 
+async def update_conversation(request: web.Request) -> web.StreamResponse:
+    conversation_id = int_param(request, "id")
+    body = await read_json(request, ConversationPatchBody)
+    await _check_visible(request, conversation_id)
+    conversation = await request.app[SERVICES].actions.set_priority(
+        conversation_id, body.priority, actor_agent_id=principal(request).id
+    )
+    return json_response(conversation_summary(conversation))
+
+
 def label_names(names: Sequence[str]) -> list[str]:
     """Trimmed label names; a name of only spaces is refused."""
     trimmed = [name.strip() for name in names]
@@ -753,6 +774,14 @@ ROUTES = [
         "agent",
         "Same as PUT (kept for older clients)",
         body=AssignBody,
+    ),
+    ApiRoute(
+        "PATCH",
+        "/conversations/{id}",
+        update_conversation,
+        "agent",
+        "Set the priority (low, normal, high, urgent)",
+        body=ConversationPatchBody,
     ),
     ApiRoute(
         "PUT",

@@ -22,6 +22,7 @@ from inbox.api.base import (
 )
 from inbox.api.conversations import LabelName, label_names, visible
 from inbox.services import SERVICES
+from routing.csat import customer_csat
 from routing.history import customer_profile
 from storage.models import Conversation, Customer
 
@@ -76,6 +77,9 @@ async def _require_visible(request: web.Request, *customer_ids: int) -> None:
 async def _profile(request: web.Request, customer_id: int) -> dict[str, Any]:
     async with request.app[SERVICES].sessions() as session:
         profile = await customer_profile(session, customer_id)
+        if profile is not None:
+            low = request.app[SERVICES].config.routing.csat.low_score
+            profile["csat"] = await customer_csat(session, customer_id, low_score=low)
     if profile is None:
         raise ApiError(404, f"not found: customer {customer_id}")
     return profile

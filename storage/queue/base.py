@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -34,6 +34,9 @@ class QueueStats:
     depth: int
     pending: int
     dead: int
+    lag_seconds: float = field(default=0.0, compare=False)
+    """How long the oldest entry still in the queue has waited (0 when it is empty): the
+    consumers' lag. Left out of comparisons: it changes by the moment."""
 
 
 Handler = Callable[[Item], Awaitable[None]]

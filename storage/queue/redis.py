@@ -202,12 +202,23 @@ class RedisQueue:
         for partition in range(self._config.partitions):
             pipe.xlen(self.key(topic, partition))
             pipe.xpending(self.key(topic, partition), GROUP)
+            pipe.xrange(self.key(topic, partition), "-", "+", count=1)
         pipe.xlen(self.key(topic, "dead"))
+        pipe.time()
         replies = await pipe.execute(raise_on_error=False)
-        depth = sum(int(reply) for reply in replies[:-1:2] if isinstance(reply, int))
-        pending = sum(_pending_count(reply) for reply in replies[1:-1:2])
-        dead = replies[-1] if isinstance(replies[-1], int) else 0
-        return QueueStats(depth=depth, pending=pending, dead=dead)
+        depth = sum(int(reply) for reply in replies[:-2:3] if isinstance(reply, int))
+        pending = sum(_pending_count(reply) for reply in replies[1:-2:3])
+        # An entry's id starts with the Redis clock's milliseconds when it was added.
+        oldest = [
+            int(_text(reply[0][0]).split("-")[0])
+            for reply in replies[2:-2:3]
+            if isinstance(reply, list) and reply
+        ]
+        dead = replies[-2] if isinstance(replies[-2], int) else 0
+        now = replies[-1]
+        now_ms = int(now[0]) * 1000 + int(now[1]) // 1000 if isinstance(now, tuple | list) else 0
+        lag = max(0.0, (now_ms - min(oldest)) / 1000) if oldest and now_ms else 0.0
+        return QueueStats(depth=depth, pending=pending, dead=dead, lag_seconds=lag)
 
     async def dead_letters(self, topic: str, *, limit: int = 100) -> list[DeadItem]:
         rows = await self._client.xrevrange(self.key(topic, "dead"), "+", "-", count=limit)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, aliased
 from storage.bulk import insert_ids
 from storage.config import QueueConfig
 from storage.db import SessionFactory
-from storage.models import DeadLetter, QueueEntry
+from storage.models import DeadLetter, QueueEntry, utcnow
 from storage.queue.base import DeadItem, Handled, Handler, Item, QueueStats, backoff_seconds
 from storage.queue.schedule import Entry, Schedule
 from storage.work import UnitOfWork
@@ -231,7 +231,13 @@ class SqlQueue:
             dead = await session.scalar(
                 select(func.count()).select_from(DeadLetter).where(DeadLetter.topic == topic)
             )
-        return QueueStats(depth=depth or 0, pending=pending or 0, dead=dead or 0)
+            oldest = await session.scalar(
+                select(func.min(QueueEntry.created_at)).where(QueueEntry.topic == topic)
+            )
+        lag = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        return QueueStats(
+            depth=depth or 0, pending=pending or 0, dead=dead or 0, lag_seconds=max(lag, 0.0)
+        )
 
     async def dead_letters(self, topic: str, *, limit: int = 100) -> list[DeadItem]:
         async with self._sessions() as session:

@@ -164,7 +164,11 @@ async def test_admins_add_search_edit_disable_and_delete_entries(stack: Stack) -
     assert [e["id"] for e in listing["entries"]] == [other["id"]]
 
     async with stack.sessions() as session:
-        types = (await session.scalars(select(Event.type).where(Event.type.like("faq.%")))).all()
+        types = (
+            await session.scalars(
+                select(Event.type).where(Event.type.like("faq.%")).order_by(Event.id)
+            )
+        ).all()
     assert types == [
         "faq.entry_created",
         "faq.entry_created",

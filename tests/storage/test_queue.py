@@ -83,12 +83,15 @@ async def test_publish_then_drain_delivers_every_item_once(queues: Queues) -> No
     await queue.publish("outbound", "other", b"not for the inbound handler")
     assert len(set(ids)) == 40
     assert await queue.stats(TOPIC) == QueueStats(depth=40, pending=0, dead=0)
+    await asyncio.sleep(0.05)
+    assert 0.05 <= (await queue.stats(TOPIC)).lag_seconds < 60  # the oldest waited that long
 
     recorder = Recorder()
     assert await queue.drain(TOPIC, recorder) == 40
     assert sorted(int(payload) for _, payload in recorder.seen) == list(range(40))
     assert await queue.drain(TOPIC, recorder) == 0
     assert await queue.stats(TOPIC) == QueueStats(depth=0, pending=0, dead=0)
+    assert (await queue.stats(TOPIC)).lag_seconds == 0.0
     assert (await queue.stats("outbound")).depth == 1
 
 

@@ -2,6 +2,7 @@
 
 import * as api from "./api.js";
 import { avatar, h, icon, replace, toast } from "./dom.js";
+import { AUTOMATION_TABS } from "./automation.js";
 import { FAQ_TABS } from "./faq.js";
 import { channelName, channelType, fullTime, num, t } from "./i18n.js";
 import { agentName, state } from "./state.js";
@@ -14,6 +15,7 @@ const TABS = [
   ["channels", "ad_channels", "inbox"],
   ["rules", "ad_rules", "gear"],
   ...FAQ_TABS.map(([key, label, ic]) => [key, label, ic]),
+  ...AUTOMATION_TABS.map(([key, label, ic]) => [key, label, ic]),
 ];
 
 function fail(error) {
@@ -252,6 +254,7 @@ async function rulesTab(body, rerender) {
 const RENDER = {
   agents: agentsTab, teams: teamsTab, canned: cannedTab, labels: labelsTab, channels: channelsTab, rules: rulesTab,
   ...Object.fromEntries(FAQ_TABS.map(([key, , , render]) => [key, render])),
+  ...Object.fromEntries(AUTOMATION_TABS.map(([key, , , render]) => [key, render])),
 };
 
 export async function renderAdmin(root) {

@@ -1,6 +1,7 @@
 // The customer's 360° panel: who they are on every channel, and everything they said before.
 
 import * as api from "./api.js";
+import { csatSummary } from "./csat.js";
 import { avatar, h, icon, replace, toast } from "./dom.js";
 import { channelName, channelType, fullTime, num, shortTime, t } from "./i18n.js";
 import { emit, state } from "./state.js";
@@ -139,6 +140,7 @@ export function renderCustomer(pane, profile) {
           h("div.id-text", {}, h("bdi", { dir: "auto" }, i.name || i.external_id),
             i.name ? h("small.muted", { dir: "ltr" }, i.external_id) : null))))),
     section(t("responsible"), h("p", {}, h("bdi", {}, owner ? owner.name : t("nobody")))),
+    profile.csat ? section(t("csat_title"), csatSummary(profile.csat)) : null,
     section(t("labels"), customerLabels(profile)),
     section(t("attributes"), ...attributesEditor(profile)),
     section(`${t("past_conversations")} (${num((profile.conversations || []).length)})`,

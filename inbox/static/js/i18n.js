@@ -542,6 +542,17 @@ const CHANNELS = {
 
 let current = "fa";
 
+// A page module brings its own strings (the reports, automation and SLA pages do), so that
+// each keeps its words beside its code: addStrings({ fa: {...}, en: {...} }) at import time.
+export function addStrings(more) {
+  for (const [language, strings] of Object.entries(more)) {
+    for (const [key, value] of Object.entries(strings)) {
+      if (key in STRINGS[language]) throw new Error(`i18n: "${key}" is defined twice`);
+      STRINGS[language][key] = value;
+    }
+  }
+}
+
 export function setLocale(locale) {
   current = locale === "en" ? "en" : "fa";
   document.documentElement.lang = current;

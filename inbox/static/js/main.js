@@ -1,11 +1,13 @@
 // The agents' inbox: login, the shell, the sidebar and list, live events and keyboard.
 
 import { renderAdmin } from "./admin.js";
+import { renderReports } from "./reports.js";
 import * as api from "./api.js";
 import { renderCustomer } from "./customer.js";
 import { avatar, h, icon, replace, toast } from "./dom.js";
 import { channelName, channelType, fullTime, locale, num, setLocale, shortTime, t } from "./i18n.js";
 import { Live, beep, desktopNotify } from "./live.js";
+import { slaBadge, slaNotificationText, slaNotificationTitle } from "./sla.js";
 import { agentName, emit, isAdmin, on, state } from "./state.js";
 import {
   assignToMe, focusComposer, loadConversation, renderCollision, renderEmptyThread, renderThread, setStatus,
@@ -119,6 +121,11 @@ function renderShell() {
     notes: h("div.notif-panel", { hidden: true }),
     banner: h("div.conn-banner", {}, t("reconnecting")),
   };
+  if (state.page === "reports") { // the reports page: whole width, like admin
+    replace(root, h("div.app", {}, topbar(), ui.banner, h("div.layout.admin-layout", {}, h("div.reports-root", {}, ui.admin)), ui.notes));
+    renderReports(ui.admin);
+    return;
+  }
   const layout = state.page === "admin"
     ? h("div.layout.admin-layout", {}, ui.admin)
     : h("div.layout", {}, ui.sidebar, ui.list, ui.thread, ui.customer);
@@ -166,6 +173,7 @@ function topbar() {
     h("div.brand", {}, h("span.logo", {}, "پ"), h("strong", {}, t("app"))),
     h("nav.top-nav", {},
       h(`button.top-tab${state.page === "inbox" ? ".active" : ""}`, { onclick: () => { state.page = "inbox"; renderShell(); }, "data-page": "inbox" }, icon("inbox", 16), t("inbox")),
+      h(`button.top-tab${state.page === "reports" ? ".active" : ""}`, { onclick: () => { state.page = "reports"; renderShell(); }, "data-page": "reports" }, icon("clock", 16), t("reports")),
       isAdmin() ? h(`button.top-tab${state.page === "admin" ? ".active" : ""}`, { onclick: () => { state.page = "admin"; renderShell(); }, "data-page": "admin" }, icon("gear", 16), t("admin")) : null),
     h("div.search-wrap", {}, icon("search", 16), search, h("kbd.search-kbd", {}, "/"), results),
     h("div.top-actions", {},
@@ -313,6 +321,7 @@ function renderList() {
         h("div.conv-preview", { dir: "auto" }, c.preview || ""),
         h("div.conv-foot", {},
           h(`span.status.sm.st-${c.status}`, {}, t(`st_${c.status}`)),
+          slaBadge(c.sla, { small: true }),
           (c.labels || []).slice(0, 3).map((l) => h("span.chip.sm", { dir: "auto" }, l)),
           h("span.conv-assignee", { dir: "auto" }, icon("user", 12), assignee || t("unassigned")),
           unread ? h("span.unread-dot", { title: t("unread") }, c.unread > 1 ? num(c.unread) : "") : null)));
@@ -433,6 +442,7 @@ function handleEvent(event) {
     const note = data.notification || data;
     state.notifications.unshift(note);
     renderNotifBadge();
+    if (note.kind === "sla_warning") alert(slaNotificationTitle(note), slaNotificationText(note), note.conversation_id);
     if (note.kind === "mention") {
       alert(t("mentioned_you", { actor: note.actor?.name || t("someone") }), note.text || "", note.conversation_id);
     } else if (note.kind === "assigned" && !(type === "conversation.assigned")) {
@@ -532,8 +542,8 @@ function renderNotifPanel() {
         openConversation(n.conversation_id);
       } },
         icon(n.kind === "mention" ? "note" : "user", 16),
-        h("div", {}, h("strong", {}, n.kind === "mention" ? t("mentioned_you", { actor: n.actor?.name || t("someone") }) : t("assigned_you")),
-          h("div.muted.small", { dir: "auto" }, (n.text || "").slice(0, 120)),
+        h("div", {}, h("strong", {}, n.kind === "mention" ? t("mentioned_you", { actor: n.actor?.name || t("someone") }) : n.kind === "csat_low" ? t("csat_low_title") : n.kind === "sla_warning" ? slaNotificationTitle(n) : n.kind === "automation" ? t("au_notification") : t("assigned_you")),
+          h("div.muted.small", { dir: "auto" }, (n.kind === "sla_warning" ? slaNotificationText(n) : n.text || "").slice(0, 120)),
           h("time.muted.small", {}, shortTime(n.created_at))))) : h("p.muted.pad", {}, t("no_notifications")));
 }
 

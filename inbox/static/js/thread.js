@@ -1,9 +1,12 @@
 // The open conversation: header with actions, the thread, and the composer.
 
 import * as api from "./api.js";
+import { priorityControl } from "./automation.js";
 import { avatar, clear, h, icon, replace, toast } from "./dom.js";
+import { csatCard } from "./csat.js";
 import { botActivityText, botBanner, botDetails, faqOffer } from "./faq.js";
 import { channelName, channelType, fullTime, num, relative, shortTime, t } from "./i18n.js";
+import { slaActivityText, slaBadge } from "./sla.js";
 import { agentName, emit, state, teamName } from "./state.js";
 
 const QUOTE_HEADER = /^(On .{3,200} wrote:|.{3,200} نوشت:|-----\s*Original Message\s*-----|From: .+)$/i;
@@ -222,7 +225,7 @@ function activityText(activity) {
   const data = activity.data || {};
   const type = activity.type || "";
   const auto = !actorName;
-  const bot = botActivityText(activity);
+  const bot = botActivityText(activity) || slaActivityText(activity);
   if (bot) return bot;
   if (type === "conversation.assigned") {
     const to = agentName(data.to ?? data.agent_id ?? data.assignee_id) || t("nobody");
@@ -394,6 +397,7 @@ function header(detail) {
       h("div.title-line", {},
         h("h2", { dir: "auto" }, detail.subject || detail.customer?.name || t("no_subject")),
         h(`span.status.st-${detail.status}`, {}, t(STATUS_KEY(detail.status))),
+        slaBadge(detail.sla),
         detail.status === "snoozed" && detail.snoozed_until
           ? h("span.muted.small", { title: fullTime(detail.snoozed_until) }, relative(detail.snoozed_until))
           : null),
@@ -406,6 +410,7 @@ function header(detail) {
         h("span.sep", {}, "·"),
         h("span.muted", {}, `#${num(detail.id)}`))),
     h("div.thread-actions", {},
+      priorityControl(detail),
       mine ? null : h("button.btn.sm.primary", { onclick: assignToMe, "data-action": "assign-me" }, icon("user", 14), t("assign_me")),
       select(t("assign_to"), agents.filter((a) => a.id !== detail.assignee_id).map((a) => [a.id, a.name || a.email]),
         (id) => assignTo({ agent_id: Number(id) }), { className: "assign-select" }),
@@ -864,6 +869,7 @@ export function renderThread(pane, detail, { keepComposer = false } = {}) {
   }
   const offer = faqOffer(detail);
   if (offer) messages.appendChild(offer);
+  if (detail.csat) messages.appendChild(csatCard(detail.csat));
   if (!composer || !keepComposer || composer.conversationId !== detail.id) {
     composer = buildComposer(detail.id);
   }
